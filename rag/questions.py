@@ -1,0 +1,66 @@
+"""What a question asks for: the expected answer type and the words it already contains (pure)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag import lexical
+
+PERSON_LIKE = ("PERSON", "ORG", "NORP", "GPE")
+ORG_LIKE = ("ORG", "PERSON", "NORP", "GPE", "FAC")
+PLACE_LIKE = ("GPE", "LOC", "FAC", "ORG")
+TEMPORAL = ("DATE", "TIME")
+NUMERIC = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
+DURATION = ("TIME", "DATE", "QUANTITY", "CARDINAL")
+
+# (pattern on the lower-cased question, expected span labels), first match wins.
+_RULES: list[tuple[str, tuple[str, ...]]] = [
+    (r"\bhow long\b", DURATION),
+    (r"\bhow (many|much)\b.*\b(money|cost|paid|pay|spend|spent|price|dollars?|worth)\b", ("MONEY",) + NUMERIC),
+    (r"\bhow (many|much)\b", NUMERIC),
+    (r"\bwhat (percentage|percent|proportion|share)\b", ("PERCENT", "CARDINAL")),
+    (r"\bhow (old|far|large|big|tall|high|fast|heavy|deep|wide)\b", ("QUANTITY", "CARDINAL", "DATE")),
+    (r"\b(when|what (year|date|day|month|time|century|decade|period|era)|which (year|date|day|month|century|decade))\b",
+     TEMPORAL),
+    (r"\bwhere\b|\b(what|which) (country|countries|city|cities|nation|state|region|place|continent|town|location)\b",
+     PLACE_LIKE),
+    (r"\b(what|which) (party|company|organi[sz]ation|agency|news agency|group|team|university|institution|"
+     r"newspaper|outlet|government|firm|body|ministry|court)\b", ORG_LIKE),
+    (r"\bwho(m|se)?\b|\b(what|which) (person|man|woman|leader|president|minister|king|queen|author|scientist)\b",
+     PERSON_LIKE),
+    (r"\bwhat language\b", ("LANGUAGE", "NORP")),
+    (r"\bwhat (nationality|religion)\b", ("NORP",)),
+]
+
+
+@dataclass(frozen=True)
+class QuestionAnalysis:
+    text: str
+    expected: tuple[str, ...]  # span labels that fit, best first; empty means any noun phrase
+    tokens: tuple[str, ...]  # stemmed content words
+    words: frozenset[str]  # lower-cased surface words, to exclude spans that only repeat the question
+
+
+def expected_labels(question: str) -> tuple[str, ...]:
+    q = question.lower()
+    for pattern, labels in _RULES:
+        if re.search(pattern, q):
+            return labels
+    return ()
+
+
+def analyze_question(question: str) -> QuestionAnalysis:
+    return QuestionAnalysis(
+        text=question,
+        expected=expected_labels(question),
+        tokens=tuple(dict.fromkeys(lexical.tokenize([question])[0])),
+        words=frozenset(re.findall(r"\w+", question.lower())),
+    )
+
+
+_FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|this|that|these|those|there|then)\b", re.I)
+
+
+def is_follow_up(question: str) -> bool:
+    """A question that leans on an earlier turn: it refers back with a pronoun or names nothing itself."""
+    return bool(_FOLLOW_UP.search(question)) or len(lexical.tokenize([question])[0]) <= 1

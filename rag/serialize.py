@@ -1,0 +1,31 @@
+"""The JSON shape of a reply, shared by the `/ask` API and `rag ask --json`."""
+from __future__ import annotations
+
+from rag.types import Answer, Reply
+
+
+def answer_to_dict(answer: Answer) -> dict:
+    return {
+        "text": answer.text,
+        "quote": answer.quote,
+        "score": answer.score,
+        "weak": answer.weak,
+        "article": answer.article.meta(),
+        "quote_start": answer.quote_start,
+        "quote_end": answer.quote_end,
+        "answer_start": answer.answer_start,
+        "answer_end": answer.answer_end,
+        "also_reported_by": [
+            {"article": c.article.meta(), "quote": c.quote, "quote_start": c.quote_start, "quote_end": c.quote_end}
+            for c in answer.also_reported_by
+        ],
+    }
+
+
+def reply_to_dict(reply: Reply) -> dict:
+    return {
+        "question": reply.question,
+        "no_answer": reply.no_answer,
+        "took_ms": reply.took_ms,
+        "answers": [answer_to_dict(a) for a in reply.answers],
+    }

@@ -1,0 +1,35 @@
+"""One settings object for paths, models and thresholds, read from `RAG_*` environment variables."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_")
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+
+    # Chunking: MiniLM was trained on inputs up to 128 word pieces and truncates at 256; about
+    # 600 characters of news prose is ~130 word pieces, so a chunk is seen whole by the model.
+    chunk_max_chars: int = Field(600, ge=100)
+    chunk_overlap_sentences: int = Field(1, ge=0)
+
+    # Ingest: larger files are rejected as not being a single article (the longest news features run to ~100 kB).
+    max_article_bytes: int = Field(2_000_000, ge=1_000)
+
+    embed_batch_size: int = Field(32, ge=1)
+
+    # Retrieval and answering.
+    top_k: int = Field(3, ge=1, le=10)
+    retrieve_candidates: int = Field(50, ge=1)
+    no_answer_threshold: float = 0.5
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

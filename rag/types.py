@@ -1,0 +1,132 @@
+"""Plain data types shared by every layer: ingest, index, retrieval, answering, web and CLI."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article. Every offset in the system indexes into `text`."""
+
+    id: str
+    title: str
+    source: str
+    text: str
+    published: str | None = None  # YYYY-MM-DD
+    section: str | None = None
+    byline: str | None = None
+    url: str | None = None
+    path: str | None = None  # file it came from, relative to the corpus
+
+    def meta(self) -> dict:
+        """Citation fields: everything but the text."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "source": self.source,
+            "published": self.published,
+            "url": self.url,
+        }
+
+
+@dataclass(frozen=True)
+class Span:
+    """A labelled character span inside an article (an entity or noun phrase)."""
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence with its offsets: `article.text[start:end] == text`."""
+
+    article_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole sentences: `article.text[start:end] == text`."""
+
+    article_id: str
+    start: int
+    end: int
+    text: str
+    sentence_ids: tuple[int, ...] = ()  # rows in the index's sentence table
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its fused retrieval score (higher is better)."""
+
+    chunk_id: int
+    chunk: Chunk
+    score: float
+    dense_score: float = 0.0
+    lexical_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restricts retrieval before ranking."""
+
+    sources: tuple[str, ...] = ()
+    since: str | None = None  # YYYY-MM-DD, inclusive
+    until: str | None = None  # YYYY-MM-DD, inclusive
+
+    def admits(self, article: Article) -> bool:
+        if self.sources and article.source.casefold() not in {s.casefold() for s in self.sources}:
+            return False
+        if self.since and (article.published is None or article.published < self.since):
+            return False
+        if self.until and (article.published is None or article.published > self.until):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Corroboration:
+    """The same fact in another article."""
+
+    article: Article
+    quote: str
+    quote_start: int
+    quote_end: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An extractive answer: both `quote` and `text` are slices of `article.text`."""
+
+    text: str
+    quote: str
+    score: float
+    article: Article
+    quote_start: int
+    quote_end: int
+    answer_start: int
+    answer_end: int
+    weak: bool = False
+    also_reported_by: tuple[Corroboration, ...] = ()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An earlier question and answer of the conversation."""
+
+    question: str
+    answer: str = ""
+
+
+@dataclass
+class Reply:
+    """What the system says to one question."""
+
+    question: str
+    no_answer: bool
+    answers: list[Answer] = field(default_factory=list)
+    took_ms: float = 0.0
