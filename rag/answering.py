@@ -69,37 +69,60 @@ def overlap_score(index: IndexData, question_tokens: tuple[str, ...], sentence_t
 
 
 _WORD = re.compile(r"\w+")
+PRONOUNS = frozenset("""i me my we us our you your he him his she her it its they them their this that these those
+which who whom whose what one ones something someone anything everything there here""".split())
+NUMBER_LABELS = frozenset({"DATE", "TIME", "CARDINAL", "ORDINAL", "PERCENT", "MONEY", "QUANTITY"})
+_JOINERS = frozenset({" and ", " or ", ", ", ", and ", ", or ", " of ", " and the ", " of the "})
 
 
 def _span_words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def candidate_spans(text: str, spans: list[Span]) -> list[Span]:
+    """The stored entities and noun phrases, plus noun phrases joined by "and", "or", "," or "of"
+    ("increased settlement and deforestation"), which spaCy's base noun chunks split apart."""
+    phrases = sorted((s for s in spans if s.label == "NP"), key=lambda s: s.start)
+    joined = []
+    for i, first in enumerate(phrases):
+        end = first.end
+        for nxt in phrases[i + 1:i + 6]:
+            if text[end:nxt.start] not in _JOINERS:
+                break
+            end = nxt.end
+            joined.append(Span(first.start, end, "NP"))
+    return spans + joined
+
+
 def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], question: QuestionAnalysis
               ) -> tuple[tuple[int, int], bool]:
     """The shortest span inside the quote that answers: of the expected type, new to the question,
-    close to the words the quote shares with the question. Returns the span and whether it was typed."""
+    next to the words the quote shares with the question. Returns the span and whether it was typed."""
     quote = text[quote_start:quote_end]
-    anchors = [m.start() + quote_start for m in _WORD.finditer(quote) if m.group().lower() in question.words
-               and len(m.group()) > 2]
+    anchors = [(m.start() + quote_start, m.end() + quote_start) for m in _WORD.finditer(quote)
+               if m.group().lower() in question.words and m.group().lower() not in PRONOUNS and len(m.group()) > 2]
     best, best_score, best_typed = (quote_start, quote_end), -math.inf, False
-    for span in spans:
+    for span in candidate_spans(text, spans):
         if span.start < quote_start or span.end > quote_end:
             continue
         words = _span_words(text[span.start:span.end])
-        new_words = [w for w in words if w not in question.words]
+        new_words = [w for w in words if w not in question.words and w not in PRONOUNS]
         if not new_words:
             continue
         typed = span.label in question.expected
         if question.expected and not typed and span.label != "NP":
             continue
-        distance = min((abs(a - span.start) for a in anchors), default=len(quote))
+        if not question.expected and span.label in NUMBER_LABELS:
+            continue
+        after = min((span.start - e for _, e in anchors if e <= span.start), default=None)
+        before = min((s - span.end for s, _ in anchors if s >= span.end), default=None)
+        gaps = [g for g in (after, None if before is None else 1.5 * before) if g is not None]
+        distance = min(gaps, default=len(quote))
         score = (
             (2.0 - 0.1 * question.expected.index(span.label) if typed else 0.0)
-            + 1.0 / (1.0 + distance / 40)
+            + 1.0 / (1.0 + distance / 25)
             + len(new_words) / len(words)
-            - 0.03 * len(words)
-            + (0.3 if span.label != "NP" and not question.expected else 0.0)
+            - 0.04 * len(words)
         )
         if score > best_score:
             best, best_score, best_typed = (span.start, span.end), score, typed

@@ -281,6 +281,10 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
         report.removed = sorted(set(old) - set(hashes))
         if on_scanned:
             on_scanned(report)
+        if previous is not None and not (fresh or report.removed):
+            report.chunks = len(previous.chunk_table)
+            report.seconds = time.perf_counter() - started
+            return report  # up to date: keep serving the current build
         new_rows = dict(zip((a.id for a in fresh), _process(fresh, settings, report, progress)))
         rows = [new_rows[a.id] if a.id in new_rows else previous.rows_of(a.id) for a in scan.articles]
         report.chunks = sum(len(r.chunks) for r in rows)

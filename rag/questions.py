@@ -20,8 +20,7 @@ _RULES: list[tuple[str, tuple[str, ...]]] = [
     (r"\bhow (many|much)\b", NUMERIC),
     (r"\bwhat (percentage|percent|proportion|share)\b", ("PERCENT", "CARDINAL")),
     (r"\bhow (old|far|large|big|tall|high|fast|heavy|deep|wide)\b", ("QUANTITY", "CARDINAL", "DATE")),
-    (r"\b(when|what (year|date|day|month|time|century|decade|period|era)|which (year|date|day|month|century|decade))\b",
-     TEMPORAL),
+    (r"^(when|in what year|by when)\b|, when\b|\b(what|which) (year|date|day|month|time|century|decade)s?\b", TEMPORAL),
     (r"\bwhere\b|\b(what|which) (country|countries|city|cities|nation|state|region|place|continent|town|location)\b",
      PLACE_LIKE),
     (r"\b(what|which) (party|company|organi[sz]ation|agency|news agency|group|team|university|institution|"

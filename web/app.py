@@ -1,0 +1,301 @@
+"""The FastAPI app: the `/ask` API, article pages and the web chat. Routes validate, call the pipeline, render."""
+from __future__ import annotations
+
+import re
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Form, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from rag.errors import ArticleNotFoundError, IndexNotBuiltError, ModelMismatchError
+from rag.pipeline import Pipeline
+from rag.serialize import reply_to_dict
+from rag.types import Article
+from web.schemas import ArticleFull, ArticleMeta, AskRequest, AskResponse, Health
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
+
+# Pages load scripts and styles from /static only, so even a markup slip in a template could not run code.
+HTML_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Vary": "Accept",
+}
+MAX_HISTORY = 20  # turns sent back as `history`; matches AskRequest's limit
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+
+
+def get_pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+
+
+def _field_name(location: tuple) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _error_messages(errors: list[dict]) -> list[dict]:
+    return [{"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in errors]
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 with one plain message per field, naming it (`question: String should have at least 1 character`)."""
+    errors = _error_messages(error.errors())
+    if any(e.get("type") == "json_invalid" for e in error.errors()):
+        errors = [{"field": "body", "message": "request body is not valid JSON"}]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+
+async def _no_index(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=503)
+
+
+async def _not_found(request: Request, error: ArticleNotFoundError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=404)
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the client prefers a page to JSON, by the Accept header's q-values (a browser's navigation does)."""
+    html = json = 0.0
+    for item in request.headers.get("accept", "").split(","):
+        media, *params = [part.strip().lower() for part in item.split(";")]
+        weight = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    weight = float(param[2:])
+                except ValueError:
+                    weight = 0.0
+        if media in ("text/html", "application/xhtml+xml", "text/*"):
+            html = max(html, weight)
+        elif media in ("application/json", "application/*", "*/*"):
+            json = max(json, weight)
+    return html > 0 and html >= json
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of article text, inside the highlighted quote or not; `anchor` marks the highlight's first piece."""
+
+    text: str
+    marked: bool = False
+    anchor: bool = False
+
+
+def paragraph_bounds(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each paragraph (text between blank lines), as offsets into `text`."""
+    bounds, position = [], 0
+    for match in _PARAGRAPH_BREAK.finditer(text):
+        bounds.append((position, match.start()))
+        position = match.end()
+    bounds.append((position, len(text)))
+    return [(start, end) for start, end in bounds if text[start:end].strip()]
+
+
+def highlighted_paragraphs(text: str, start: int | None, end: int | None) -> list[list[Piece]]:
+    """The article's paragraphs cut into pieces so that `text[start:end]` is marked, across paragraphs if need be."""
+    paragraphs, anchored = [], False
+    for p_start, p_end in paragraph_bounds(text):
+        if start is None or end is None or end <= p_start or start >= p_end:
+            paragraphs.append([Piece(text[p_start:p_end])])
+            continue
+        m_start, m_end = max(start, p_start), min(end, p_end)
+        pieces = [Piece(text[p_start:m_start]), Piece(text[m_start:m_end], True, not anchored),
+                  Piece(text[m_end:p_end])]
+        anchored = True
+        paragraphs.append([piece for piece in pieces if piece.text])
+    return paragraphs
+
+
+def valid_span(text: str, start: int | None, end: int | None) -> bool:
+    return start is not None and end is not None and 0 <= start < end <= len(text)
+
+
+def safe_url(url: str | None) -> str | None:
+    """The article's own URL if it is a web address; anything else (`javascript:`...) is not linked."""
+    return url if url and re.match(r"https?://", url, re.I) else None
+
+
+def quote_parts(answer: dict) -> tuple[str, str, str]:
+    """The quote split around the answer span, by offsets (the span is highlighted, never re-typed)."""
+    quote_text = answer["quote"]
+    a = max(0, min(len(quote_text), answer["answer_start"] - answer["quote_start"]))
+    b = max(a, min(len(quote_text), answer["answer_end"] - answer["quote_start"]))
+    return quote_text[:a], quote_text[a:b], quote_text[b:]
+
+
+
+
+def reply_answer_text(reply: dict) -> str:
+    """What an earlier turn answered, as sent back in `history`."""
+    return "" if reply["no_answer"] or not reply["answers"] else reply["answers"][0]["text"]
+
+
+def citation_ref(reply: dict) -> str:
+    """`id:quote_start:quote_end:answer_start:answer_end` of a turn's first answer, carried in a no-JS form."""
+    if reply["no_answer"] or not reply["answers"]:
+        return ""
+    a = reply["answers"][0]
+    return f"{a['article']['id']}:{a['quote_start']}:{a['quote_end']}:{a['answer_start']}:{a['answer_end']}"
+
+
+def earlier_reply(pipeline: Pipeline, question: str, ref: str) -> dict:
+    """An earlier turn of a no-JS conversation, rebuilt from its citation ref (checked against the article)."""
+    reply = {"question": question, "no_answer": True, "took_ms": 0.0, "answers": []}
+    try:
+        article_id, *numbers = ref.rsplit(":", 4)
+        quote_start, quote_end, answer_start, answer_end = (int(n) for n in numbers)
+        article = pipeline.article(article_id)
+    except (ValueError, ArticleNotFoundError):
+        return reply
+    if not 0 <= quote_start <= answer_start <= answer_end <= quote_end <= len(article.text):
+        return reply
+    reply["no_answer"] = False
+    reply["answers"] = [{
+        "text": article.text[answer_start:answer_end], "quote": article.text[quote_start:quote_end],
+        "score": None, "weak": False, "article": article.meta(), "quote_start": quote_start,
+        "quote_end": quote_end, "answer_start": answer_start, "answer_end": answer_end, "also_reported_by": [],
+    }]
+    return reply
+
+
+templates.env.globals.update(quote_parts=quote_parts, citation_ref=citation_ref)
+
+
+def _render(request: Request, name: str, context: dict, status_code: int = 200) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status_code, headers=HTML_HEADERS)
+
+
+def _outlets(pipeline: Pipeline) -> list[str]:
+    return sorted({a.source for a in pipeline.articles()}, key=str.casefold)
+
+
+def _newest_first(articles: list[Article]) -> list[Article]:
+    return sorted(articles, key=lambda a: (a.published or "", a.title), reverse=True)
+
+
+def _chat_page(request: Request, pipeline: Pipeline, question: str | None, history_questions: list[str],
+               history_refs: list[str], source: str, since: str, until: str) -> HTMLResponse:
+    """The chat rendered on the server: earlier turns from the form's hidden fields, then the new reply."""
+    context = {"question": question or "", "source": source, "since": since, "until": until,
+               "turns": [], "error": None, "outlets": []}
+    try:
+        context["outlets"] = _outlets(pipeline)
+        pairs = list(zip(history_questions, history_refs + [""] * len(history_questions)))[-MAX_HISTORY:]
+        turns = [earlier_reply(pipeline, q, ref) for q, ref in pairs]
+    except (IndexNotBuiltError, ModelMismatchError) as error:
+        return _render(request, "chat.html", {**context, "error": str(error)}, status_code=503)
+    context["turns"] = turns
+    if question is None:
+        return _render(request, "chat.html", context)
+    filters = {"sources": [source] if source else [], "since": since or None, "until": until or None}
+    try:
+        body = AskRequest(question=question, history=[{"question": t["question"], "answer": reply_answer_text(t)}
+                                                      for t in turns], filters=filters)
+    except ValidationError as error:
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in _error_messages(error.errors()))
+        return _render(request, "chat.html", {**context, "error": message}, status_code=422)
+    try:
+        reply = pipeline.ask(body.question, body.turns(), body.top_k, body.filters.to_filters())
+    except (IndexNotBuiltError, ModelMismatchError) as error:
+        return _render(request, "chat.html", {**context, "error": str(error)}, status_code=503)
+    turns.append(reply_to_dict(reply))
+    return _render(request, "chat.html", {**context, "question": ""})
+
+
+def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.pipeline = pipeline or Pipeline()
+        if warm_up:
+            app.state.pipeline.warm_up()
+        yield
+
+    app = FastAPI(title="News QA", summary="Answers from the articles' own words, with citations.",
+                  lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IndexNotBuiltError, _no_index)
+    app.add_exception_handler(ModelMismatchError, _no_index)
+    app.add_exception_handler(ArticleNotFoundError, _not_found)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def chat(request: Request, pipeline: PipelineDep, q: str | None = None, source: str = "", since: str = "",
+             until: str = "") -> HTMLResponse:
+        """The web chat; `?q=...` answers one question on the server (a shareable link)."""
+        return _chat_page(request, pipeline, q, [], [], source, since, until)
+
+    @app.post("/", response_class=HTMLResponse, include_in_schema=False)
+    def chat_post(request: Request, pipeline: PipelineDep, question: Annotated[str, Form()] = "",
+                  history_question: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
+                  history_ref: Annotated[list[str], Form()] = [],  # noqa: B006
+                  source: Annotated[str, Form()] = "", since: Annotated[str, Form()] = "",
+                  until: Annotated[str, Form()] = "") -> HTMLResponse:
+        """The chat form posted without JavaScript: the conversation so far rides in hidden fields."""
+        return _chat_page(request, pipeline, question, history_question, history_ref, source, since, until)
+
+    @app.post("/ask", response_model=AskResponse)
+    def ask(body: AskRequest, pipeline: PipelineDep) -> dict:
+        """Answer a question with quotes from the articles (offsets index into `GET /articles/{id}` text)."""
+        filters = body.filters.to_filters() if body.filters else None
+        reply = pipeline.ask(body.question, body.turns(), body.top_k, filters)
+        return reply_to_dict(reply)
+
+    @app.get("/articles", response_model=list[ArticleMeta])
+    def articles(request: Request, response: Response, pipeline: PipelineDep) -> list[dict] | HTMLResponse:
+        """Every article, newest first (a page for a browser, JSON for anything else)."""
+        items = _newest_first(pipeline.articles())
+        if wants_html(request):
+            return _render(request, "articles.html", {"articles": items})
+        response.headers["Vary"] = "Accept"
+        return [a.meta() for a in items]
+
+    @app.get("/articles/{article_id}", response_model=ArticleFull)
+    def article(request: Request, response: Response, article_id: str, pipeline: PipelineDep,
+                start: Annotated[int | None, Query(ge=0, description="Highlight from this offset (pages only).")] = None,
+                end: Annotated[int | None, Query(ge=0, description="Highlight up to this offset.")] = None,
+                ) -> dict | HTMLResponse:
+        """One article with its text; a browser gets a page with `text[start:end]` highlighted."""
+        if not wants_html(request):
+            a = pipeline.article(article_id)
+            response.headers["Vary"] = "Accept"
+            return {**a.meta(), "section": a.section, "byline": a.byline, "text": a.text}
+        try:
+            a = pipeline.article(article_id)
+        except ArticleNotFoundError as error:
+            return _render(request, "not_found.html", {"message": str(error)}, status_code=404)
+        if not valid_span(a.text, start, end):
+            span_missing, start, end = start is not None or end is not None, None, None
+        else:
+            span_missing = False
+        return _render(request, "article.html", {
+            "article": a, "url": safe_url(a.url), "span_missing": span_missing, "highlighted": start is not None,
+            "paragraphs": highlighted_paragraphs(a.text, start, end),
+        })
+
+    @app.get("/healthz", response_model=Health)
+    def healthz(pipeline: PipelineDep) -> dict:
+        try:
+            index = pipeline.index()
+        except (IndexNotBuiltError, ModelMismatchError) as error:
+            return {"status": "no index", "articles": 0, "chunks": 0, "built": None, "message": str(error)}
+        return {"status": "ok", "articles": len(index.articles), "chunks": len(index.chunk_table),
+                "built": index.build_time}
+
+    return app
