@@ -35,6 +35,7 @@ class Question:
     text: str
     answers: list[str]  # empty: unanswerable
     article_id: str
+    answer_starts: list[int]  # offsets of the answers in the article text
 
 
 def load_squad(path: Path) -> tuple[list[dict], list[Question]]:
@@ -44,11 +45,14 @@ def load_squad(path: Path) -> tuple[list[dict], list[Question]]:
     for doc in data["data"]:
         for number, paragraph in enumerate(doc["paragraphs"]):
             article_id = slugify(f"{doc['title']}-{number}", 120)
+            context = paragraph["context"]
+            shift = len(context) - len(context.lstrip())  # the article text is the stripped context
             articles.append({"id": article_id, "title": f"{doc['title'].replace('_', ' ')} ({number + 1})",
-                             "source": "Wikipedia", "text": paragraph["context"]})
+                             "source": "Wikipedia", "text": context})
             for qa in paragraph["qas"]:
-                golds = [] if qa.get("is_impossible") else [a["text"] for a in qa["answers"]]
-                questions.append(Question(qa["id"], qa["question"], golds, article_id))
+                answers = [] if qa.get("is_impossible") else qa["answers"]
+                questions.append(Question(qa["id"], qa["question"], [a["text"] for a in answers], article_id,
+                                          [a["answer_start"] - shift for a in answers]))
     return articles, questions
 
 

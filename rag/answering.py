@@ -1,55 +1,80 @@
 """The extractive answerer: picks the sentence that answers, the shortest span in it, and whether to abstain.
 
 Every quote and span is a pair of offsets into an article's text; nothing here writes text of its own.
+Two small linear models do the judging, both fitted on SQuAD v2 paragraphs that XQuAD does not contain
+(bench/fit_answerer.py): one ranks the candidate spans inside a quote, the other turns the evidence for the
+best quote into a score in [0, 1] that is compared with the abstention threshold.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from rag import lexical
 from rag.index import IndexData
-from rag.questions import NUMERIC, QuestionAnalysis, analyze_question, is_follow_up
+from rag.questions import QuestionAnalysis, analyze_question, is_follow_up
 from rag.retrieval import FusionSettings, retrieve
 from rag.types import Answer, Article, Corroboration, Filters, Passage, Reply, Span, Turn
+
+_WORD = re.compile(r"\w+")
+PRONOUNS = frozenset("""i me my we us our you your he him his she her it its they them their this that these those
+which who whom whose what one ones something someone anything everything there here""".split())
+NUMBER_LABELS = frozenset({"DATE", "TIME", "CARDINAL", "ORDINAL", "PERCENT", "MONEY", "QUANTITY"})
+PREPOSITIONS = frozenset("by in at on from as to for with into than of about".split())
+_JOINERS = frozenset({" and ", " or ", ", ", ", and ", ", or ", " of ", " and the ", " of the "})
+
+SPAN_FEATURES = (
+    "typed", "typed_first", "np_untyped", "entity_untyped", "number_untyped", "np_fallback",
+    "after_anchor", "before_anchor", "between_anchors", "adjacent_after", "novelty", "log_words", "long",
+    "has_head_noun", "after_preposition", "position", "joined", "partly_question",
+)
+EVIDENCE_FEATURES = (
+    "dense", "overlap", "passage", "missing_rarest", "missing_in_passage", "typed", "expects_type",
+    "span_score", "margin", "bigrams", "negation_mismatch", "name_missing", "number_missing",
+)
+NEGATIONS = frozenset({"not", "never", "no", "nor", "without", "t"})
+_WH = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
 
 
 @dataclass(frozen=True)
 class AnswerSettings:
-    """Weights of the sentence score and the abstention threshold (fitted by bench/answer_quality.py)."""
+    """Weights of the answerer; the fitted ones come from bench/fit_answerer.py."""
 
     passages: int = 8  # retrieved chunks whose sentences compete for the quote
     candidates: int = 50  # per retriever, before fusion
-    weight_dense: float = 0.55
-    weight_overlap: float = 0.35
-    weight_passage: float = 0.10
-    weight_type: float = 0.05  # the sentence holds a span of the expected type
-    calibration_scale: float = 12.0  # logistic slope turning the weighted sum into a score in [0, 1]
-    calibration_shift: float = 0.55  # weighted sum that maps to a score of 0.5
+    # Ranking of sentences: cosine to the question, share of its (rare) words, retrieval score of the chunk.
+    rank_weights: tuple[float, float, float, float] = (0.55, 0.35, 0.10, 0.05)  # dense, overlap, passage, typed
+    span_weights: tuple[float, ...] = (
+        1.121, 1.169, -0.025, 0.247, -0.222, 0.247, 1.134, 1.28, -0.198, -0.234, 0.499, 0.478, -0.764, 1.404,
+        0.114, 0.116, -1.227, -0.003)
+    evidence_weights: tuple[float, ...] = (6.0, 4.0, 1.0, -1.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    evidence_bias: float = -6.0
     no_answer_threshold: float = 0.5
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
-    fusion: FusionSettings = FusionSettings()
+    fusion: FusionSettings = field(default_factory=FusionSettings)
 
 
 @dataclass
-class _Candidate:
+class Candidate:
+    """A sentence that may answer, with the evidence for it; exposed for the fitting script."""
+
     sentence_id: int
     article: Article
     start: int
     end: int
-    dense: float
-    overlap: float
-    passage: float
-    typed: bool
     span: tuple[int, int]
+    span_score: float
+    typed: bool
+    evidence: dict[str, float]
+    rank: float = 0.0
     score: float = 0.0
 
 
 def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
 def contextual_question(question: str, history: list[Turn]) -> str:
@@ -59,23 +84,7 @@ def contextual_question(question: str, history: list[Turn]) -> str:
     return question
 
 
-def overlap_score(index: IndexData, question_tokens: tuple[str, ...], sentence_tokens: set[str]) -> float:
-    """Share of the question's words (weighted by rarity) that the sentence contains."""
-    weights = [index.idf(t) for t in question_tokens]
-    total = sum(weights)
-    if total == 0:
-        return 0.0
-    return sum(w for t, w in zip(question_tokens, weights) if t in sentence_tokens) / total
-
-
-_WORD = re.compile(r"\w+")
-PRONOUNS = frozenset("""i me my we us our you your he him his she her it its they them their this that these those
-which who whom whose what one ones something someone anything everything there here""".split())
-NUMBER_LABELS = frozenset({"DATE", "TIME", "CARDINAL", "ORDINAL", "PERCENT", "MONEY", "QUANTITY"})
-_JOINERS = frozenset({" and ", " or ", ", ", ", and ", ", or ", " of ", " and the ", " of the "})
-
-
-def _span_words(text: str) -> list[str]:
+def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
@@ -90,89 +99,164 @@ def candidate_spans(text: str, spans: list[Span]) -> list[Span]:
             if text[end:nxt.start] not in _JOINERS:
                 break
             end = nxt.end
-            joined.append(Span(first.start, end, "NP"))
+            joined.append(Span(first.start, end, "NP+"))
     return spans + joined
 
 
-def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], question: QuestionAnalysis
-              ) -> tuple[tuple[int, int], bool]:
-    """The shortest span inside the quote that answers: of the expected type, new to the question,
-    next to the words the quote shares with the question. Returns the span and whether it was typed."""
-    quote = text[quote_start:quote_end]
-    anchors = [(m.start() + quote_start, m.end() + quote_start) for m in _WORD.finditer(quote)
-               if m.group().lower() in question.words and m.group().lower() not in PRONOUNS and len(m.group()) > 2]
+def _head_noun(question: QuestionAnalysis) -> str | None:
+    """The noun a what/which question asks about ("What sports are..." -> "sports")."""
+    match = re.search(r"\b(?:what|which)\s+(?:kinds? of |types? of |sorts? of )?(\w+)", question.text.lower())
+    return match.group(1) if match and match.group(1) not in {"is", "was", "are", "were", "did", "does", "do",
+                                                              "has", "had", "can", "the", "a"} else None
+
+
+def span_features(text: str, quote_start: int, quote_end: int, span: Span, question: QuestionAnalysis,
+                  anchors: list[tuple[int, int]]) -> np.ndarray | None:
+    """Features of one candidate answer span, or None when it cannot be the answer (pure)."""
+    if span.start < quote_start or span.end > quote_end:
+        return None
+    words = _words(text[span.start:span.end])
+    new_words = [w for w in words if w not in question.words and w not in PRONOUNS]
+    if not new_words:
+        return None
+    label = "NP" if span.label == "NP+" else span.label
+    typed = label in question.expected
+    untyped = not question.expected
+    before_text = _words(text[max(quote_start, span.start - 30):span.start])
+    after = min((len(_words(text[e:span.start])) for _, e in anchors if e <= span.start), default=None)
+    before = min((len(_words(text[span.end:s])) for s, _ in anchors if s >= span.end), default=None)
+    head = _head_noun(question)
+    return np.array([
+        typed,
+        bool(question.expected) and label == question.expected[0],
+        untyped and label == "NP",
+        untyped and label not in NUMBER_LABELS and label != "NP",
+        untyped and label in NUMBER_LABELS,
+        bool(question.expected) and not typed and label == "NP",
+        1.0 / (1.0 + after) if after is not None else 0.0,
+        1.0 / (1.0 + before) if before is not None else 0.0,
+        after is not None and before is not None and after + before <= 10,
+        after == 0,
+        len(new_words) / len(words),
+        math.log1p(len(words)),
+        len(words) > 8,
+        head is not None and any(w.startswith(head[:5]) for w in words),
+        bool(before_text) and before_text[-1] in PREPOSITIONS,
+        (span.start - quote_start) / max(1, quote_end - quote_start),
+        span.label == "NP+",
+        len(new_words) < len(words),
+    ], dtype=np.float64)
+
+
+def _anchors(text: str, start: int, end: int, question: QuestionAnalysis) -> list[tuple[int, int]]:
+    return [(m.start() + start, m.end() + start) for m in _WORD.finditer(text[start:end])
+            if m.group().lower() in question.words and m.group().lower() not in PRONOUNS and len(m.group()) > 2]
+
+
+def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], question: QuestionAnalysis,
+              weights: tuple[float, ...]) -> tuple[tuple[int, int], float, bool]:
+    """The best answer span inside the quote (the quote itself when no candidate fits),
+    its score, and whether it has the type the question expects."""
+    anchors = _anchors(text, quote_start, quote_end, question)
+    w = np.asarray(weights)
     best, best_score, best_typed = (quote_start, quote_end), -math.inf, False
     for span in candidate_spans(text, spans):
-        if span.start < quote_start or span.end > quote_end:
+        features = span_features(text, quote_start, quote_end, span, question, anchors)
+        if features is None:
             continue
-        words = _span_words(text[span.start:span.end])
-        new_words = [w for w in words if w not in question.words and w not in PRONOUNS]
-        if not new_words:
-            continue
-        typed = span.label in question.expected
-        if question.expected and not typed and span.label != "NP":
-            continue
-        if not question.expected and span.label in NUMBER_LABELS:
-            continue
-        after = min((span.start - e for _, e in anchors if e <= span.start), default=None)
-        before = min((s - span.end for s, _ in anchors if s >= span.end), default=None)
-        gaps = [g for g in (after, None if before is None else 1.5 * before) if g is not None]
-        distance = min(gaps, default=len(quote))
-        score = (
-            (2.0 - 0.1 * question.expected.index(span.label) if typed else 0.0)
-            + 1.0 / (1.0 + distance / 25)
-            + len(new_words) / len(words)
-            - 0.04 * len(words)
-        )
+        score = float(features @ w)
         if score > best_score:
-            best, best_score, best_typed = (span.start, span.end), score, typed
-    return best, best_typed
+            best, best_score, best_typed = (span.start, span.end), score, bool(features[0])
+    return best, (best_score if best_score > -math.inf else 0.0), best_typed
 
 
-def _normalise_fact(text: str) -> str:
-    """A loose key for comparing answer spans: digits and word stems, no hyphens or articles."""
-    words = [w.rstrip("s") for w in _span_words(text) if w not in {"a", "an", "the", "about", "some", "around"}]
-    return " ".join(words)
+def overlap_score(index: IndexData, tokens: tuple[str, ...], present: set[str]) -> tuple[float, float]:
+    """Share of the question's words (weighted by rarity) found, and the rarity of the rarest one missing
+    relative to the rarest overall: a question about a detail the text lacks is likely unanswerable."""
+    weights = [index.idf(t) for t in tokens]
+    if not weights:
+        return 0.0, 0.0
+    found = sum(w for t, w in zip(tokens, weights) if t in present) / sum(weights)
+    missing = max((w for t, w in zip(tokens, weights) if t not in present), default=0.0) / max(weights)
+    return found, missing
 
 
-def _candidates(index: IndexData, passages: list[Passage], question: QuestionAnalysis, query_vector: np.ndarray,
-                settings: AnswerSettings) -> list[_Candidate]:
-    passage_score: dict[int, float] = {}
+def _bigrams(words: list[str]) -> set[tuple[str, str]]:
+    return set(zip(words, words[1:]))
+
+
+def surface_evidence(question: str, sentence: str, passage: str) -> dict[str, float]:
+    """Clues that a question recombines the text's words into something it does not say (SQuAD v2's
+    unanswerable questions): its word pairs are absent, a negation or a name or number is missing."""
+    q_words = [w for w in _words(question) if w not in _WH]
+    s_words = _words(sentence)
+    passage_words = set(_words(passage))
+    q_pairs = _bigrams(q_words)
+    names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-z]+", question)}
+    numbers = {w for w in q_words if any(ch.isdigit() for ch in w)}
+    return {
+        "bigrams": len(q_pairs & _bigrams(s_words)) / len(q_pairs) if q_pairs else 0.0,
+        "negation_mismatch": float(bool(NEGATIONS & set(q_words)) != bool(NEGATIONS & set(s_words))),
+        "name_missing": float(bool(names - passage_words)),
+        "number_missing": float(bool(numbers - passage_words)),
+    }
+
+
+def find_candidates(index: IndexData, passages: list[Passage], question: QuestionAnalysis,
+                    query_vector: np.ndarray, settings: AnswerSettings) -> list[Candidate]:
+    """Every sentence of the retrieved passages with its evidence, best first."""
+    passage_of: dict[int, Passage] = {}
     for p in passages:
         for sid in p.chunk.sentence_ids:
-            passage_score[sid] = max(passage_score.get(sid, 0.0), p.score)
-    ids = sorted(passage_score)
+            if sid not in passage_of or p.score > passage_of[sid].score:
+                passage_of[sid] = p
+    ids = sorted(passage_of)
     if not ids:
         return []
     dense = np.asarray(index.sentence_vectors[ids]) @ query_vector
-    texts = [index.sentence(sid) for sid in ids]
-    tokens = lexical.tokenize([s.text for s in texts])
+    sentences = [index.sentence(sid) for sid in ids]
+    sentence_tokens = lexical.tokenize([s.text for s in sentences])
+    passage_tokens = {p.chunk_id: set(t) for p, t in zip(passages, lexical.tokenize([p.chunk.text for p in passages]))}
+    w_dense, w_overlap, w_passage, w_typed = settings.rank_weights
     candidates = []
-    for sid, sentence, cosine, sentence_tokens in zip(ids, texts, dense, tokens):
+    for sid, sentence, cosine, tokens in zip(ids, sentences, dense, sentence_tokens):
         article = index.sentence_article(sid)
-        span, typed = pick_span(article.text, sentence.start, sentence.end, index.spans(sid), question)
-        candidates.append(_Candidate(
-            sid, article, sentence.start, sentence.end, float(cosine),
-            overlap_score(index, question.tokens, set(sentence_tokens)), passage_score[sid], typed, span))
-    for c in candidates:
-        raw = (settings.weight_dense * c.dense + settings.weight_overlap * c.overlap
-               + settings.weight_passage * c.passage + settings.weight_type * c.typed)
-        c.score = _sigmoid(settings.calibration_scale * (raw - settings.calibration_shift))
-    return sorted(candidates, key=lambda c: (-c.score, c.sentence_id))
+        span, span_score, typed = pick_span(article.text, sentence.start, sentence.end, index.spans(sid), question,
+                                            settings.span_weights)
+        found, missing = overlap_score(index, question.tokens, set(tokens))
+        _, missing_in_passage = overlap_score(index, question.tokens, passage_tokens[passage_of[sid].chunk_id])
+        evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
+                    "missing_rarest": missing, "missing_in_passage": missing_in_passage, "typed": float(typed),
+                    "expects_type": float(bool(question.expected)), "span_score": span_score,
+                    **surface_evidence(question.text, sentence.text, passage_of[sid].chunk.text)}
+        rank = w_dense * cosine + w_overlap * found + w_passage * passage_of[sid].score + w_typed * typed
+        candidates.append(Candidate(sid, article, sentence.start, sentence.end, span, span_score, typed, evidence,
+                                    float(rank)))
+    candidates.sort(key=lambda c: (-c.rank, c.sentence_id))
+    for c, following in zip(candidates, candidates[1:] + [None]):
+        c.evidence["margin"] = c.rank - (following.rank if following else 0.0)
+        features = np.array([c.evidence[name] for name in EVIDENCE_FEATURES])
+        c.score = _sigmoid(float(features @ np.asarray(settings.evidence_weights)) + settings.evidence_bias)
+    return candidates
 
 
-def _same_fact(a: _Candidate, b: _Candidate, index: IndexData, settings: AnswerSettings) -> bool:
-    """Two sentences from different articles that report one fact: near-identical meaning, or the same answer."""
+def _normalise_fact(text: str) -> str:
+    """A loose key for comparing answer spans: word stems, no hyphens, articles or hedges."""
+    return " ".join(w.rstrip("s") for w in _words(text) if w not in {"a", "an", "the", "about", "some", "around"})
+
+
+def _same_fact(a: Candidate, b: Candidate, index: IndexData, settings: AnswerSettings) -> bool:
+    """Two sentences from different articles that report one fact: near-identical meaning,
+    or a related sentence giving the same typed answer ("about 25 minutes" and "25-minute")."""
     if a.article.id == b.article.id:
         return False
-    a_text = a.article.text[a.span[0]:a.span[1]]
-    b_text = b.article.text[b.span[0]:b.span[1]]
     similarity = float(np.dot(index.sentence_vectors[a.sentence_id], index.sentence_vectors[b.sentence_id]))
-    same_answer = (a.typed and b.typed and _normalise_fact(a_text) == _normalise_fact(b_text))
-    return similarity >= settings.same_fact_similarity or (same_answer and similarity >= 0.5)
+    same_answer = a.typed and b.typed and _normalise_fact(a.article.text[a.span[0]:a.span[1]]) == _normalise_fact(
+        b.article.text[b.span[0]:b.span[1]])
+    return similarity >= settings.same_fact_similarity or (same_answer and similarity >= 0.6)
 
 
-def _to_answer(c: _Candidate, weak: bool, corroborations: list[_Candidate]) -> Answer:
+def _to_answer(c: Candidate, weak: bool, corroborations: list[Candidate]) -> Answer:
     text = c.article.text
     return Answer(
         text=text[c.span[0]:c.span[1]], quote=text[c.start:c.end], score=round(c.score, 4), article=c.article,
@@ -182,20 +266,26 @@ def _to_answer(c: _Candidate, weak: bool, corroborations: list[_Candidate]) -> A
     )
 
 
+def analyze_in_context(question: str, history: list[Turn]) -> tuple[str, QuestionAnalysis]:
+    """The search text and the analysis: type from the question itself, words also from the turn it follows."""
+    search_text = contextual_question(question, history)
+    analysis = analyze_question(question)
+    if search_text != question:
+        analysis = replace(analysis, tokens=analyze_question(search_text).tokens)
+    return search_text, analysis
+
+
 def answer_question(index: IndexData, question: str, query_vector: np.ndarray, top_k: int = 3,
                     history: list[Turn] | None = None, filters: Filters | None = None,
                     settings: AnswerSettings = AnswerSettings()) -> Reply:
     """Answer from the index's own words; `query_vector` embeds `contextual_question(question, history)`."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
-    search_text = contextual_question(question, history or [])
-    analysis = analyze_question(question)
-    if search_text != question:
-        analysis = replace(analysis, tokens=tuple(dict.fromkeys(analyze_question(search_text).tokens)))
+    search_text, analysis = analyze_in_context(question, history or [])
     passages = retrieve(index, search_text, query_vector, settings.passages, filters, settings.candidates,
                         settings.fusion)
-    candidates = _candidates(index, passages, analysis, query_vector, settings)
-    groups: list[tuple[_Candidate, list[_Candidate]]] = []
+    candidates = find_candidates(index, passages, analysis, query_vector, settings)
+    groups: list[tuple[Candidate, list[Candidate]]] = []
     for c in candidates:
         leader = next((g for g in groups if _same_fact(g[0], c, index, settings)), None)
         if leader is not None:

@@ -3,8 +3,5 @@
 
 (function () {
   const mark = document.getElementById("quote");
-  if (!mark) return;
-  const reduced = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-  mark.scrollIntoView({block: "center", behavior: reduced ? "auto" : "smooth"});
-  mark.focus({preventScroll: true});
+  if (mark) mark.scrollIntoView({block: "center"});
 })();

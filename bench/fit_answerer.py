@@ -1,0 +1,131 @@
+"""Fit the answerer's two linear models on SQuAD v2 and print the weights for rag/answering.py.
+
+- Span model: for each answerable question, the candidates inside the sentence holding the gold answer;
+  a softmax over them is trained to put the gold-matching candidate first. Trained only on paragraphs
+  that XQuAD does not contain, so XQuAD stays a held-out test.
+- Evidence model: logistic regression from the top quote's evidence to "the question is answerable",
+  reported with leave-one-article-out cross-validation (AUC), then refitted on all five articles.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from squad import EVAL, build_corpus_index, f1_score, load_squad, query_vectors, roc_auc
+
+from rag.answering import (  # noqa: E402
+    EVIDENCE_FEATURES, SPAN_FEATURES, AnswerSettings, _anchors, candidate_spans, find_candidates, span_features)
+from rag.questions import analyze_question  # noqa: E402
+from rag.retrieval import retrieve  # noqa: E402
+
+
+def span_training_data(index, questions, excluded_texts: set[str]):
+    groups = []
+    for q in questions:
+        if not q.answers:
+            continue
+        article = index.article(q.article_id)
+        if article.text in excluded_texts:
+            continue
+        start = q.answer_starts[0]
+        sentence_ids = [i for i in range(len(index.sentence_table)) if index.sentence_article(i).id == q.article_id]
+        holding = [i for i in sentence_ids if index.sentence(i).start <= start < index.sentence(i).end]
+        if not holding:
+            continue
+        sentence = index.sentence(holding[0])
+        analysis = analyze_question(q.text)
+        anchors = _anchors(article.text, sentence.start, sentence.end, analysis)
+        rows, targets = [], []
+        for span in candidate_spans(article.text, index.spans(holding[0])):
+            features = span_features(article.text, sentence.start, sentence.end, span, analysis, anchors)
+            if features is not None:
+                rows.append(features)
+                targets.append(max(f1_score(article.text[span.start:span.end], g) for g in q.answers))
+        if rows and max(targets) > 0:
+            groups.append((np.array(rows), np.array(targets)))
+    return groups
+
+
+def fit_softmax(groups, l2: float = 0.01, steps: int = 600, lr: float = 0.1) -> np.ndarray:
+    """Listwise training: maximise the probability of the best candidate (Adam on the mean log-loss)."""
+    dim = groups[0][0].shape[1]
+    w, m, v = np.zeros(dim), np.zeros(dim), np.zeros(dim)
+    for step in range(1, steps + 1):
+        grad = l2 * w
+        for x, t in groups:
+            logits = x @ w
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
+            target = (t == t.max()).astype(float)
+            target /= target.sum()
+            grad += x.T @ (p - target) / len(groups)
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad ** 2
+        w -= lr * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
+    return w
+
+
+def span_accuracy(groups, w: np.ndarray) -> float:
+    return float(np.mean([t[np.argmax(x @ w)] for x, t in groups]))
+
+
+def evidence_rows(index, questions, vectors, settings: AnswerSettings):
+    rows, labels, articles = [], [], []
+    for q, v in zip(questions, vectors):
+        analysis = analyze_question(q.text)
+        passages = retrieve(index, q.text, v, settings.passages, None, settings.candidates, settings.fusion)
+        candidates = find_candidates(index, passages, analysis, v, settings)
+        if not candidates:
+            continue
+        rows.append([candidates[0].evidence[name] for name in EVIDENCE_FEATURES])
+        labels.append(1.0 if q.answers else 0.0)
+        articles.append(q.article_id.rsplit("-", 1)[0])
+    return np.array(rows), np.array(labels), np.array(articles)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 3000, lr: float = 0.1):
+    """Logistic regression on standardised features; returns weights and bias on the raw scale."""
+    mu, sigma = x.mean(0), x.std(0) + 1e-9
+    z = (x - mu) / sigma
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z @ w + b)))
+        w -= lr * (z.T @ (p - y) / len(y) + l2 * w)
+        b -= lr * float(np.mean(p - y))
+    return w / sigma, b - float(np.sum(w * mu / sigma))
+
+
+def main() -> None:
+    settings = AnswerSettings()
+    v2_articles, v2_questions = load_squad(EVAL / "squad" / "squad_v2_dev_5articles.json")
+    xquad_articles, _ = load_squad(EVAL / "squad" / "xquad.en.json")
+    index = build_corpus_index("squad_v2", v2_articles)
+    excluded = {a["text"].strip() for a in xquad_articles}
+    groups = span_training_data(index, v2_questions, excluded)
+    w_span = fit_softmax(groups)
+    print(f"span model: {len(groups)} training questions; F1 of the chosen candidate "
+          f"{span_accuracy(groups, np.asarray(settings.span_weights)):.3f} (current) -> {span_accuracy(groups, w_span):.3f}",
+          file=sys.stderr)
+    fitted = AnswerSettings(span_weights=tuple(round(float(x), 3) for x in w_span))
+    vectors = query_vectors("squad_v2", v2_questions)
+    x, y, groups_by_article = evidence_rows(index, v2_questions, vectors, fitted)
+    held_out_scores = np.zeros(len(y))
+    for article in sorted(set(groups_by_article)):
+        train = groups_by_article != article
+        w, b = fit_logistic(x[train], y[train])
+        held_out_scores[~train] = x[~train] @ w + b
+    auc = roc_auc(list(held_out_scores[y == 1]), list(held_out_scores[y == 0]))
+    w_evidence, b_evidence = fit_logistic(x, y)
+    print(f"evidence model: {len(y)} questions; leave-one-article-out AUC {auc:.3f}", file=sys.stderr)
+    print(json.dumps({
+        "span_weights": dict(zip(SPAN_FEATURES, fitted.span_weights)),
+        "evidence_weights": dict(zip(EVIDENCE_FEATURES, (round(float(v), 3) for v in w_evidence))),
+        "evidence_bias": round(b_evidence, 3),
+        "cross_validated_auc": round(auc, 4),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""The web chat in a real headless Chromium, against the app served on localhost with the real models.
+
+Needs Debian's `chromium` package (driven through Playwright's `executable_path`; `playwright install` is never
+used). Without it these tests skip, or fail when RAG_REQUIRE_BROWSER=1 (as in CI). Screenshots go to
+artifacts/screenshots/ (ignored by git).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from rag.index import build_index
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+from tests.conftest import REPO, copy_seed
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+# The background-networking flags keep Chromium from calling home, which a closed network refuses.
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+HOSTILE_ID = "2025-06-12-test-wire-garden-club-sign-up-sheet"
+HOSTILE_ARTICLE = """---
+title: Garden club sign-up sheet <script>window.__pwned=1</script>
+source: Test Wire
+published: '2025-06-12'
+section: Local
+byline: <img src=x onerror="window.__pwned=1">
+---
+The Riverside garden club planted 40 tulip bulbs along the river path on Saturday morning.
+
+A prankster wrote <script>window.__pwned=1</script> on the club's sign-up sheet, and another drew \
+<img src=x onerror="window.__pwned=1"> beside it; the club secretary said nobody was harmed.
+"""
+CALL_QUESTION = "How long was the phone call between Ishiba and Lee?"
+UNANSWERABLE_QUESTION = "What is the GDP of South Korea?"
+
+
+def find_chromium() -> str | None:
+    return os.environ.get("RAG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    """Chromium's path, or a skip (a failure when RAG_REQUIRE_BROWSER=1) saying how to get it."""
+    path = find_chromium()
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "the playwright package is missing: pip install -e '.[test]'"
+    else:
+        problem = None if path else "Chromium is not installed: apt-get install chromium (or set RAG_CHROMIUM)"
+    if problem:
+        if os.environ.get("RAG_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests required (RAG_REQUIRE_BROWSER=1) but {problem}")
+        pytest.skip(f"browser tests skipped: {problem}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server_url(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on a free localhost port, over the seed articles plus one whose text is hostile markup."""
+    import uvicorn
+
+    from web.app import create_app
+
+    root = tmp_path_factory.mktemp("web")
+    corpus = copy_seed(root / "corpus")
+    (corpus / f"{HOSTILE_ID}.md").write_text(HOSTILE_ARTICLE, encoding="utf-8")
+    build_index(corpus, root / "index", Settings(), progress=False)
+
+    app = create_app(pipeline=Pipeline(Settings(), index_dir=root / "index"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 180
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=30)
+    listener.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+def new_page(browser, server_url: str, javascript: bool = True, width: int = 1000, height: int = 800):
+    context = browser.new_context(base_url=server_url, java_script_enabled=javascript,
+                                  viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    return page
+
+
+@pytest.fixture
+def page(browser, server_url: str) -> Iterator:
+    page = new_page(browser, server_url)
+    yield page
+    assert page.errors == [], "scripts on the page failed"
+    page.context.close()
+
+
+@pytest.fixture
+def page_without_js(browser, server_url: str) -> Iterator:
+    page = new_page(browser, server_url, javascript=False)
+    yield page
+    page.context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def ask(page, question: str):
+    """Type a question, send it with Enter, and return the new turn once its reply is in."""
+    turns = page.locator("#conversation > li.turn")
+    count = turns.count()
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    turn = turns.nth(count)
+    turn.locator(".reply:not(.pending)").wait_for()
+    return turn
+
+
+def assert_answered(turn, question: str) -> None:
+    """The reply is an answer, not "the articles do not answer" (a failure here is answer quality, not the UI)."""
+    verdict = turn.locator(".verdict")
+    assert verdict.count() == 0, f"answer quality: {question!r} got {turn.locator('.reply').inner_text()!r}"
+
+
+def test_seed_question_shows_the_highlighted_answer_and_its_citation(page, server_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    turn = ask(page, CALL_QUESTION)
+    expect(page.locator("#question")).to_have_value("")
+    assert_answered(turn, CALL_QUESTION)
+    first = turn.locator(".answer").first
+    expect(first.locator("mark.answer-span")).to_contain_text("25")
+    citation = first.locator(".citation")
+    assert any(outlet in citation.inner_text() for outlet in ("Asahi Shimbun", "Jiji Press")), citation.inner_text()
+    assert citation.locator("a").get_attribute("href").startswith("/articles/")
+    screenshot(page, "chat-answer.png")
+
+
+def test_busy_state_shows_while_waiting(page) -> None:
+    from playwright.sync_api import expect
+
+    held = []
+    page.route("**/ask", held.append)
+    page.goto("/")
+    page.fill("#question", CALL_QUESTION)
+    page.press("#question", "Enter")
+    expect(page.locator(".reply.pending")).to_contain_text("Searching the articles")
+    expect(page.locator("#ask-button")).to_be_disabled()
+    expect(page.locator("#ask-form")).to_have_attribute("aria-busy", "true")
+    held[0].continue_()
+    expect(page.locator(".reply.pending")).to_have_count(0)
+    expect(page.locator("#ask-button")).to_be_enabled()
+
+
+def test_citation_opens_the_article_with_the_quote_highlighted(page, server_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    turn = ask(page, CALL_QUESTION)
+    answer = turn.locator(".answer").first
+    quote = answer.locator(".quote").inner_text().strip("\u201c\u201d")
+    link = answer.locator(".citation a")
+    href = link.get_attribute("href")
+    link.click()
+    page.wait_for_url("**/articles/**")
+    mark = page.locator("mark#quote")
+    expect(mark).to_have_text(quote)
+    expect(mark).to_be_in_viewport()
+    url = urlsplit(href)
+    article = json.loads(page.context.request.get(url.path).text())  # the API's JSON
+    offsets = parse_qs(url.query)
+    start, end = int(offsets["start"][0]), int(offsets["end"][0])
+    assert article["text"][start:end] == quote
+    screenshot(page, "article-highlight.png")
+
+    page.go_back()  # the conversation is kept for the page session
+    expect(page.locator("#conversation > li.turn")).to_have_count(1)
+    expect(page.locator("#conversation .quote").first).to_have_text(f"\u201c{quote}\u201d")
+
+
+def test_follow_up_question_goes_with_the_earlier_turn(page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    first = ask(page, "Who is the new president of South Korea?")
+    assert_answered(first, "Who is the new president of South Korea?")
+    expect(first.locator("mark.answer-span").first).to_contain_text("Lee")
+    with page.expect_request("**/ask") as request:
+        follow_up = ask(page, "When did he take office?")
+    history = request.value.post_data_json["history"]
+    assert [turn["question"] for turn in history] == ["Who is the new president of South Korea?"]
+    assert "Lee" in history[0]["answer"]
+    assert_answered(follow_up, "When did he take office?")
+    expect(follow_up.locator("mark.answer-span").first).to_contain_text("June 4")
+
+
+def test_question_the_articles_do_not_answer_says_so(page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    turn = ask(page, UNANSWERABLE_QUESTION)
+    expect(turn.locator(".verdict")).to_have_text("The articles do not answer this question.")
+    related = turn.locator(".related .answer")
+    if related.count():
+        expect(turn.locator(".related-label")).to_have_text("Possibly related:")
+        expect(related.first).to_have_class("answer weak")
+
+
+def test_outlet_filter_limits_the_citations(page) -> None:
+    page.goto("/")
+    page.click(".filters summary")
+    page.select_option("#source", "Jiji Press")
+    with page.expect_request("**/ask") as request:
+        turn = ask(page, CALL_QUESTION)
+    assert request.value.post_data_json["filters"] == {"sources": ["Jiji Press"]}
+    outlets = turn.locator(".citation .outlet").all_inner_texts()
+    assert outlets and set(outlets) == {"Jiji Press"}
+
+
+def test_error_is_shown_in_the_conversation_and_the_question_stays(page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    page.route("**/ask", lambda route: route.abort())  # as if the server were down
+    page.fill("#question", CALL_QUESTION)
+    page.click("#ask-button")
+    expect(page.locator(".reply.error")).to_contain_text("could not be reached")
+    expect(page.locator("#question")).to_have_value(CALL_QUESTION)
+
+    page.unroute("**/ask")
+    page.route("**/ask", lambda route: route.fulfill(status=422, json={"detail": "question: too long"}))
+    page.click("#ask-button")
+    expect(page.locator(".reply.error").nth(1)).to_contain_text("question: too long (422)")
+    expect(page.locator("#question")).to_have_value(CALL_QUESTION)
+
+
+def test_chat_works_without_javascript(page_without_js) -> None:
+    from playwright.sync_api import expect
+
+    page = page_without_js
+    page.goto("/")
+    page.fill("#question", CALL_QUESTION)
+    with page.expect_navigation():
+        page.click("#ask-button")
+    turn = page.locator("#conversation > li.turn").first
+    assert_answered(turn, CALL_QUESTION)
+    expect(turn.locator("mark.answer-span").first).to_contain_text("25")
+
+    page.fill("#question", UNANSWERABLE_QUESTION)
+    with page.expect_navigation():
+        page.click("#ask-button")
+    turns = page.locator("#conversation > li.turn")
+    expect(turns).to_have_count(2)  # the earlier turn came back from the form's hidden fields
+    expect(turns.nth(0).locator("mark.answer-span").first).to_contain_text("25")
+    expect(turns.nth(1).locator(".verdict")).to_have_text("The articles do not answer this question.")
+
+
+def test_article_with_markup_shows_it_as_text_and_runs_nothing(page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/articles")
+    expect(page.locator(".article-list")).to_contain_text("<script>window.__pwned=1</script>")
+    page.goto(f"/articles/{HOSTILE_ID}")
+    text = page.locator(".article-text")
+    expect(text).to_contain_text('<script>window.__pwned=1</script> on the club\'s sign-up sheet')
+    expect(text).to_contain_text('<img src=x onerror="window.__pwned=1">')
+    expect(page.locator(".byline")).to_contain_text("<img src=x")
+    assert page.locator("main img, main script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+    page.goto("/")  # the chat renders quotes of it with text nodes too
+    ask(page, "What did a prankster write on the garden club's sign-up sheet?")
+    assert page.locator("#conversation img, #conversation script").count() == 0
+    page.reload()  # and again when the conversation is restored from session storage
+    page.locator("#conversation > li.turn").first.wait_for()
+    assert page.locator("#conversation img, #conversation script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_chat_fits_a_phone_screen(browser, server_url: str) -> None:
+    page = new_page(browser, server_url, width=375, height=740)
+    page.goto("/")
+    ask(page, CALL_QUESTION)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "chat-phone.png")
+    assert page.errors == []
+    page.context.close()

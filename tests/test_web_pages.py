@@ -1,0 +1,319 @@
+"""The HTML side of the web app: content negotiation, escaping, highlighting by offsets and the no-JS chat.
+
+Plumbing tests: a deterministic fake pipeline stands in for the models (the browser tests use the real ones).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html import unescape
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.errors import ArticleNotFoundError, IndexNotBuiltError
+from rag.types import Answer, Article, Corroboration, Filters, Reply, Turn
+from web.app import create_app, highlighted_paragraphs, paragraph_bounds
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+MARKUP = '<script>window.__pwned=1</script> and <img src=x onerror="window.__pwned=1">'
+CALL = "They talked on the telephone on June 9. The call lasted 25 minutes, officials said."
+HOSTILE = Article(
+    id="2025-06-10-asahi", title="Ishiba & Lee <b>talk</b>", source="Asahi Shimbun",
+    text=f"{CALL}\n\nA reader wrote {MARKUP} in the comments.", published="2025-06-10",
+    section="Politics", byline="Kei Kobayashi", url="javascript:alert(1)")
+JIJI = Article(id="2025-06-09-jiji", title="Ishiba, Lee agree to develop stable ties", source="Jiji Press",
+               text="During their 25-minute phone talks, Ishiba and Lee affirmed cooperation.",
+               published="2025-06-09", url="https://example.org/jiji")
+OLDER = Article(id="2025-06-05-mainichi", title="Editorial", source="The Mainichi", text="Lee won the election.",
+                published="2025-06-05")
+
+
+def span(article: Article, text: str) -> tuple[int, int]:
+    start = article.text.index(text)
+    return start, start + len(text)
+
+
+def call_answer() -> Answer:
+    quote_start, quote_end = span(HOSTILE, "The call lasted 25 minutes, officials said.")
+    answer_start, answer_end = span(HOSTILE, "25 minutes")
+    other_start, other_end = span(JIJI, JIJI.text)
+    return Answer(text="25 minutes", quote=HOSTILE.text[quote_start:quote_end], score=0.9, article=HOSTILE,
+                  quote_start=quote_start, quote_end=quote_end, answer_start=answer_start, answer_end=answer_end,
+                  also_reported_by=(Corroboration(JIJI, JIJI.text, other_start, other_end),))
+
+
+def markup_answer() -> Answer:
+    quote_start, quote_end = span(HOSTILE, f"A reader wrote {MARKUP} in the comments.")
+    answer_start, answer_end = span(HOSTILE, MARKUP)
+    return Answer(text=MARKUP, quote=HOSTILE.text[quote_start:quote_end], score=0.2, article=HOSTILE,
+                  quote_start=quote_start, quote_end=quote_end, answer_start=answer_start, answer_end=answer_end,
+                  weak=True)
+
+
+class FakePipeline:
+    """Answers about the phone call; anything mentioning GDP is not answered. Records what it was asked."""
+
+    def __init__(self, articles: tuple[Article, ...] = (OLDER, HOSTILE, JIJI)) -> None:
+        self._articles = {a.id: a for a in articles}
+        self.calls: list[tuple[str, list[Turn], int | None, Filters | None]] = []
+
+    def warm_up(self) -> None:
+        pass
+
+    def articles(self) -> list[Article]:
+        return list(self._articles.values())
+
+    def article(self, article_id: str) -> Article:
+        if article_id not in self._articles:
+            raise ArticleNotFoundError(article_id)
+        return self._articles[article_id]
+
+    def ask(self, question: str, history: list[Turn] | None = None, top_k: int | None = None,
+            filters: Filters | None = None) -> Reply:
+        self.calls.append((question, list(history or []), top_k, filters))
+        if "GDP" in question:
+            return Reply(question, no_answer=True, answers=[markup_answer()])
+        return Reply(question, no_answer=False, answers=[call_answer()], took_ms=1.0)
+
+
+class NoIndexPipeline(FakePipeline):
+    def articles(self) -> list[Article]:
+        raise IndexNotBuiltError("/tmp/nowhere")
+
+    def ask(self, *args: object, **kwargs: object) -> Reply:
+        raise IndexNotBuiltError("/tmp/nowhere")
+
+
+@pytest.fixture
+def pipeline() -> FakePipeline:
+    return FakePipeline()
+
+
+@pytest.fixture
+def client(pipeline: FakePipeline) -> Iterator[TestClient]:
+    with TestClient(create_app(pipeline=pipeline, warm_up=False)) as client:
+        yield client
+
+
+def page(client: TestClient, url: str) -> str:
+    response = client.get(url, headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+def marks(html: str, css_class: str) -> list[str]:
+    return [unescape(m) for m in re.findall(rf'<mark class="{css_class}"[^>]*>(.*?)</mark>', html, re.S)]
+
+
+def article_text(html: str) -> str:
+    return html.split('class="article-text"')[1].split("</div>")[0]
+
+
+def assert_no_live_markup(html: str) -> None:
+    """The hostile article's markup only ever appears escaped."""
+    assert "<script>window" not in html
+    assert "<img" not in html
+    assert "<b>" not in html
+
+
+# Content negotiation
+
+def test_article_list_is_json_for_api_clients_and_a_page_for_browsers(client: TestClient) -> None:
+    as_json = client.get("/articles")
+    assert as_json.headers["content-type"] == "application/json"
+    assert [a["id"] for a in as_json.json()] == [HOSTILE.id, JIJI.id, OLDER.id]
+    assert as_json.headers["vary"] == "Accept"
+
+    html = page(client, "/articles")
+    titles = [unescape(t) for t in re.findall(r'<a href="/articles/[^"]+">(.*?)</a>', html)]
+    assert titles == [HOSTILE.title, JIJI.title, OLDER.title]  # newest first
+    assert "Jiji Press" in html and "2025-06-09" in html
+    assert_no_live_markup(html)
+
+
+def test_article_is_json_for_api_clients_and_a_page_for_browsers(client: TestClient) -> None:
+    for accept in ("*/*", "application/json", "text/html;q=0.5, application/json"):
+        response = client.get(f"/articles/{JIJI.id}", headers={"Accept": accept})
+        assert response.json() == {**JIJI.meta(), "section": None, "byline": None, "text": JIJI.text}, accept
+    html = page(client, f"/articles/{JIJI.id}")
+    assert "<h1>Ishiba, Lee agree to develop stable ties</h1>" in html
+    assert 'href="https://example.org/jiji"' in html
+
+
+def test_unknown_article_is_a_404_page_for_browsers_and_json_for_api_clients(client: TestClient) -> None:
+    response = client.get("/articles/nope", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 404
+    assert "Article not found" in response.text
+    response = client.get("/articles/nope")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no article with id 'nope'"}
+
+
+# The article page
+
+def test_article_page_shows_every_field_and_the_text_in_paragraphs(client: TestClient) -> None:
+    html = page(client, f"/articles/{HOSTILE.id}")
+    for field in ("Asahi Shimbun", "2025-06-10", "Politics", "By Kei Kobayashi"):
+        assert field in html
+    paragraphs = [unescape(p) for p in re.findall(r"<p>(.*?)</p>", article_text(html), re.S)]
+    assert paragraphs == HOSTILE.text.split("\n\n")
+
+
+def test_article_text_and_title_are_escaped(client: TestClient) -> None:
+    html = page(client, f"/articles/{HOSTILE.id}")
+    assert_no_live_markup(html)
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
+    assert "onerror=&#34;window.__pwned=1&#34;" in html
+    assert "Ishiba &amp; Lee &lt;b&gt;talk&lt;/b&gt;" in html
+
+
+def test_article_url_that_is_not_a_web_address_is_not_linked(client: TestClient) -> None:
+    html = page(client, f"/articles/{HOSTILE.id}")
+    assert "javascript:" not in html
+    assert "Original article" not in html
+
+
+def test_cited_span_is_highlighted_from_its_offsets(client: TestClient) -> None:
+    start, end = span(HOSTILE, "The call lasted 25 minutes, officials said.")
+    html = page(client, f"/articles/{HOSTILE.id}?start={start}&end={end}")
+    assert marks(html, "quote-span") == [HOSTILE.text[start:end]]
+    assert '<mark class="quote-span" id="quote" tabindex="-1">' in html  # the #quote fragment scrolls to it
+
+
+def test_highlight_of_markup_stays_text(client: TestClient) -> None:
+    start, end = span(HOSTILE, MARKUP)
+    html = page(client, f"/articles/{HOSTILE.id}?start={start}&end={end}")
+    assert marks(html, "quote-span") == [MARKUP]
+    assert_no_live_markup(html)
+
+
+def test_span_outside_the_article_is_not_highlighted_and_says_so(client: TestClient) -> None:
+    html = page(client, f"/articles/{JIJI.id}?start=5&end=100000")
+    assert marks(html, "quote-span") == []
+    assert "not in this version of the article" in html
+
+
+def test_highlight_across_a_paragraph_break_marks_both_parts() -> None:
+    text = "One two.\n\nThree four."
+    start, end = text.index("two"), text.index("four") + 4
+    paragraphs = highlighted_paragraphs(text, start, end)
+    assert ["".join(piece.text for piece in p) for p in paragraphs] == ["One two.", "Three four."]
+    assert [piece.text for p in paragraphs for piece in p if piece.marked] == ["two.", "Three four"]
+    assert [piece.anchor for p in paragraphs for piece in p if piece.marked] == [True, False]
+
+
+def test_paragraph_bounds_are_offsets_into_the_text() -> None:
+    text = "First line\nstill first.\n\n \n\nSecond."
+    assert [text[a:b] for a, b in paragraph_bounds(text)] == ["First line\nstill first.", "Second."]
+
+
+# The chat page
+
+def test_chat_page_has_labelled_controls_and_a_live_conversation(client: TestClient) -> None:
+    html = page(client, "/")
+    assert re.search(r'<ol id="conversation"[^>]*aria-live="polite"', html)
+    for control in re.findall(r'<(?:textarea|select|input)[^>]*\bid="([^"]+)"', html):
+        assert f'<label for="{control}"' in html, control
+    assert re.findall(r'<option value="([^"]*)"', html) == ["", "Asahi Shimbun", "Jiji Press", "The Mainichi"]
+    assert '<form id="ask-form" class="ask-form" method="post" action="/">' in html
+    assert '<script src="/static/chat.js" defer></script>' in html
+
+
+def test_pages_forbid_inline_scripts(client: TestClient) -> None:
+    for url in ("/", "/articles", f"/articles/{HOSTILE.id}"):
+        policy = client.get(url, headers={"Accept": BROWSER_ACCEPT}).headers["content-security-policy"]
+        assert "script-src 'self'" in policy, url
+
+
+def test_static_files_are_served(client: TestClient) -> None:
+    for name in ("chat.js", "article.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_chat_scripts_never_put_text_in_as_html() -> None:
+    from web.app import HERE
+
+    for name in ("chat.js", "article.js"):
+        script = (HERE / "static" / name).read_text()
+        assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "document.write" not in script
+
+
+def test_form_post_without_javascript_renders_the_reply(client: TestClient, pipeline: FakePipeline) -> None:
+    response = client.post("/", data={"question": "How long was the call?"})
+    assert response.status_code == 200
+    html = response.text
+    assert marks(html, "answer-span") == ["25 minutes"]
+    start, end = span(HOSTILE, "The call lasted 25 minutes, officials said.")
+    assert f'href="/articles/{HOSTILE.id}?start={start}&amp;end={end}#quote"' in html
+    assert "Also reported by" in html and ">Jiji Press</a>" in html
+    assert re.search(r"<textarea[^>]*>\s*</textarea>", html)  # the box is ready for the next question
+    assert '<input type="hidden" name="history_question" value="How long was the call?">' in html
+    assert pipeline.calls == [("How long was the call?", [], 3, Filters())]
+
+
+def test_follow_up_without_javascript_sends_the_earlier_turns_as_history(
+        client: TestClient, pipeline: FakePipeline) -> None:
+    first = client.post("/", data={"question": "How long was the call?"}).text
+    hidden = dict(re.findall(r'<input type="hidden" name="(history_\w+)" value="([^"]*)">', first))
+    response = client.post("/", data={**{k: unescape(v) for k, v in hidden.items()},
+                                      "question": "When did they talk?"})
+    assert pipeline.calls[-1][1] == [Turn("How long was the call?", "25 minutes")]
+    html = response.text
+    assert html.index("How long was the call?") < html.index("When did they talk?")
+    assert marks(html, "answer-span") == ["25 minutes", "25 minutes"]  # the earlier turn is shown again
+
+
+def test_forged_history_reference_shows_no_quote(client: TestClient, pipeline: FakePipeline) -> None:
+    response = client.post("/", data={"question": "And then?", "history_question": "Earlier?",
+                                      "history_ref": f"{HOSTILE.id}:0:999999:1:2"})
+    assert pipeline.calls[-1][1] == [Turn("Earlier?", "")]
+    assert marks(response.text, "answer-span") == ["25 minutes"]
+
+
+def test_no_answer_says_so_and_offers_weaker_related_passages(client: TestClient) -> None:
+    html = client.post("/", data={"question": "What is the GDP?"}).text
+    assert "The articles do not answer this question." in html
+    assert "Possibly related:" in html
+    assert '<li class="answer weak">' in html
+    assert marks(html, "answer-span") == [MARKUP]
+    assert_no_live_markup(html)
+
+
+def test_question_is_escaped_in_the_conversation(client: TestClient) -> None:
+    html = client.post("/", data={"question": '<img src=x onerror="alert(1)">'}).text
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+
+
+def test_filters_from_the_form_reach_the_pipeline_and_stay_selected(
+        client: TestClient, pipeline: FakePipeline) -> None:
+    html = client.post("/", data={"question": "How long?", "source": "Jiji Press", "since": "2025-06-01",
+                                  "until": ""}).text
+    assert pipeline.calls[-1][3] == Filters(("Jiji Press",), "2025-06-01", None)
+    assert '<option value="Jiji Press" selected>' in html
+    assert 'name="since" value="2025-06-01"' in html
+
+
+def test_invalid_form_keeps_the_question_and_explains(client: TestClient, pipeline: FakePipeline) -> None:
+    response = client.post("/", data={"question": "How long?", "since": "2025-06-10", "until": "2025-06-01"})
+    assert response.status_code == 422
+    assert "since must not be after until" in response.text
+    assert re.search(r"<textarea[^>]*>How long\?</textarea>", response.text)
+    assert pipeline.calls == []
+
+
+def test_question_in_the_query_string_is_answered_on_the_server(client: TestClient) -> None:
+    html = page(client, "/?q=How+long+was+the+call%3F")
+    assert marks(html, "answer-span") == ["25 minutes"]
+
+
+def test_chat_without_an_index_says_how_to_build_one() -> None:
+    with TestClient(create_app(pipeline=NoIndexPipeline(), warm_up=False)) as client:
+        response = client.get("/", headers={"Accept": BROWSER_ACCEPT})
+        assert response.status_code == 503
+        assert "run `rag index` first" in unescape(response.text)
+        assert client.get("/articles").status_code == 503
+        assert client.post("/ask", json={"question": "Who?"}).json() == {
+            "detail": "no index in /tmp/nowhere: run `rag index` first"}
