@@ -51,8 +51,9 @@ def load_squad(path: Path) -> tuple[list[dict], list[Question]]:
                              "source": "Wikipedia", "text": context})
             for qa in paragraph["qas"]:
                 answers = [] if qa.get("is_impossible") else qa["answers"]
-                questions.append(Question(qa["id"], qa["question"], [a["text"] for a in answers], article_id,
-                                          [a["answer_start"] - shift for a in answers]))
+                questions.append(Question(
+                    qa["id"], qa["question"], [a["text"] for a in answers], article_id,
+                    [a["answer_start"] - shift for a in answers]))
     return articles, questions
 
 

@@ -23,20 +23,25 @@ _WORD = re.compile(r"\w+")
 PRONOUNS = frozenset("""i me my we us our you your he him his she her it its they them their this that these those
 which who whom whose what one ones something someone anything everything there here""".split())
 NUMBER_LABELS = frozenset({"DATE", "TIME", "CARDINAL", "ORDINAL", "PERCENT", "MONEY", "QUANTITY"})
+_WH = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
 PREPOSITIONS = frozenset("by in at on from as to for with into than of about".split())
 _JOINERS = frozenset({" and ", " or ", ", ", ", and ", ", or ", " of ", " and the ", " of the "})
 
 SPAN_FEATURES = (
     "typed", "typed_first", "np_untyped", "entity_untyped", "number_untyped", "np_fallback",
     "after_anchor", "before_anchor", "between_anchors", "adjacent_after", "novelty", "log_words", "long",
-    "has_head_noun", "after_preposition", "position", "joined", "partly_question",
+    "has_head_noun", "after_preposition", "position", "joined", "partly_question", "window_left", "window_right",
 )
+WINDOW_WORDS = 6
 EVIDENCE_FEATURES = (
     "dense", "overlap", "passage", "missing_rarest", "missing_in_passage", "typed", "expects_type",
     "span_score", "margin", "bigrams", "negation_mismatch", "name_missing", "number_missing",
 )
+RANK_FEATURES = (
+    "dense", "overlap", "passage", "typed", "span_score", "bigrams", "missing_rarest", "name_missing",
+    "number_missing", "negation_mismatch",
+)
 NEGATIONS = frozenset({"not", "never", "no", "nor", "without", "t"})
-_WH = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,14 @@ class AnswerSettings:
 
     passages: int = 8  # retrieved chunks whose sentences compete for the quote
     candidates: int = 50  # per retriever, before fusion
-    # Ranking of sentences: cosine to the question, share of its (rare) words, retrieval score of the chunk.
-    rank_weights: tuple[float, float, float, float] = (0.55, 0.35, 0.10, 0.05)  # dense, overlap, passage, typed
+    rank_weights: tuple[float, ...] = (
+        3.121, 3.27, 3.599, 0.3, 0.729, 2.378, -0.807, -0.654, -0.481, 0.13)
     span_weights: tuple[float, ...] = (
-        1.121, 1.169, -0.025, 0.247, -0.222, 0.247, 1.134, 1.28, -0.198, -0.234, 0.499, 0.478, -0.764, 1.404,
-        0.114, 0.116, -1.227, -0.003)
-    evidence_weights: tuple[float, ...] = (6.0, 4.0, 1.0, -1.0, -1.0, 0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
-    evidence_bias: float = -6.0
+        1.094, 1.128, -0.02, 0.235, -0.215, 0.252, 0.744, 1.164, -0.337, -0.101, 0.448, 0.452, -0.757, 1.409,
+        0.093, 0.148, -1.199, -0.006, 1.362, 0.922)
+    evidence_weights: tuple[float, ...] = (
+        2.852, -0.674, 1.137, -1.264, 0.15, 0.228, -0.22, 0.047, -0.046, -0.668, -0.721, -0.694, -3.375)
+    evidence_bias: float = -1.113
     no_answer_threshold: float = 0.5
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
@@ -126,6 +132,9 @@ def span_features(text: str, quote_start: int, quote_end: int, span: Span, quest
     after = min((len(_words(text[e:span.start])) for _, e in anchors if e <= span.start), default=None)
     before = min((len(_words(text[span.end:s])) for s, _ in anchors if s >= span.end), default=None)
     head = _head_noun(question)
+    content = {w for w in question.words if w not in PRONOUNS and w not in _WH and len(w) > 2} or {""}
+    left = set(_words(text[quote_start:span.start])[-WINDOW_WORDS:])
+    right = set(_words(text[span.end:quote_end])[:WINDOW_WORDS])
     return np.array([
         typed,
         bool(question.expected) and label == question.expected[0],
@@ -145,6 +154,8 @@ def span_features(text: str, quote_start: int, quote_end: int, span: Span, quest
         (span.start - quote_start) / max(1, quote_end - quote_start),
         span.label == "NP+",
         len(new_words) < len(words),
+        len(content & left) / len(content),
+        len(content & right) / len(content),
     ], dtype=np.float64)
 
 
@@ -217,7 +228,7 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     sentences = [index.sentence(sid) for sid in ids]
     sentence_tokens = lexical.tokenize([s.text for s in sentences])
     passage_tokens = {p.chunk_id: set(t) for p, t in zip(passages, lexical.tokenize([p.chunk.text for p in passages]))}
-    w_dense, w_overlap, w_passage, w_typed = settings.rank_weights
+    rank_weights = np.asarray(settings.rank_weights)
     candidates = []
     for sid, sentence, cosine, tokens in zip(ids, sentences, dense, sentence_tokens):
         article = index.sentence_article(sid)
@@ -229,9 +240,9 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
                     "missing_rarest": missing, "missing_in_passage": missing_in_passage, "typed": float(typed),
                     "expects_type": float(bool(question.expected)), "span_score": span_score,
                     **surface_evidence(question.text, sentence.text, passage_of[sid].chunk.text)}
-        rank = w_dense * cosine + w_overlap * found + w_passage * passage_of[sid].score + w_typed * typed
+        rank = float(np.array([evidence[name] for name in RANK_FEATURES]) @ rank_weights)
         candidates.append(Candidate(sid, article, sentence.start, sentence.end, span, span_score, typed, evidence,
-                                    float(rank)))
+                                    rank))
     candidates.sort(key=lambda c: (-c.rank, c.sentence_id))
     for c, following in zip(candidates, candidates[1:] + [None]):
         c.evidence["margin"] = c.rank - (following.rank if following else 0.0)

@@ -4,14 +4,19 @@ Embeddings are L2-normalised float32 rows, so inner product is cosine similarity
 and the id a search returns is the row position of the vector that was indexed.
 
 Up to ``EXACT_LIMIT`` vectors an exact ``IndexFlatIP`` is fast enough and needs no
-tuning. Above it, float32 storage stops fitting the memory budget (1M x 384 is 1.5 GB
-on its own) and a linear scan stops fitting the latency budget, so the vectors go
-into HNSW over 8-bit scalar-quantised codes (``IndexHNSWSQ``): 384 B per vector of
-codes plus ~260 B of graph links, searched in about a millisecond.
-Every constant below was measured with ``bench/scale.py`` (synthetic clustered
-384-d vectors, 2-core machine, single-query search on one thread).
+tuning. Above it a linear scan misses the latency budget and float32 storage misses
+the memory budget (1M x 384 is 1.5 GB on its own), so the vectors go into an
+inverted file over 8-bit scalar-quantised residuals (``IVF<sqrt n>,SQ8``): 384 B per
+vector, and a search scans the ``nprobe`` lists whose centroids are nearest the query.
+HNSW over the same SQ8 codes was measured too and rejected: at 1M it took 6.2 min to
+build instead of 48 s, held 650 MB instead of 400 MB, and needed efSearch 256 for the
+recall IVF gets at nprobe 16.
+Every number below comes from ``bench/scale.py`` (synthetic clustered 384-d vectors,
+2-core machine shared with other jobs, single-query search on one thread).
 """
+from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -20,37 +25,28 @@ import numpy as np
 
 # Flat p95 per query: 3.5 ms at 50k vectors, 14 ms at 100k.
 EXACT_LIMIT = 50_000
-# M=16 reached recall@10 0.90 at efSearch 128 on 100k vectors, M=32 reached 0.99.
-HNSW_M = 32
-# 1M vectors build in 6.2 min on 2 cores; a larger value would exceed 10 min.
-EF_CONSTRUCTION = 40
-# At 1M: recall@10 0.970 (efSearch 128: 0.950), p50 1.2 ms, p95 5.3 ms.
-EF_SEARCH = 256
+# At 1M vectors (1,000 lists): recall@10 0.980, p50 1.3 ms, p95 5.4 ms; nprobe 8 gave 0.960.
+NPROBE = 16
 
 PathLike = str | os.PathLike[str]
 
 
 def build_vector_index(
-    vectors: np.ndarray,
-    *,
-    exact_limit: int = EXACT_LIMIT,
-    hnsw_m: int = HNSW_M,
-    ef_search: int = EF_SEARCH,
+    vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT, nprobe: int = NPROBE
 ) -> faiss.Index:
-    """Index ``vectors`` (n, dim): exact up to ``exact_limit`` rows, HNSW-SQ8 above.
+    """Index ``vectors`` (n, dim): exact up to ``exact_limit`` rows, IVF-SQ8 above.
 
-    Search ids are row positions in ``vectors``. HNSW scores are computed from the
+    Search ids are row positions in ``vectors``. IVF scores are computed from the
     8-bit codes, so they can differ from the exact cosine by about 0.01.
     """
     matrix = _as_matrix(vectors, "vectors")
     _require_at_least(exact_limit, 0, "exact_limit")
-    _require_at_least(hnsw_m, 2, "hnsw_m")
-    _require_at_least(ef_search, 1, "ef_search")
+    _require_at_least(nprobe, 1, "nprobe")
     rows, dim = matrix.shape
     if rows <= exact_limit:
         index: faiss.Index = faiss.IndexFlatIP(dim)
     else:
-        index = _hnsw_sq8(dim, hnsw_m, ef_search)
+        index = _ivf_sq8(dim, _list_count(rows), nprobe)
         index.train(matrix)
     index.add(matrix)
     return index
@@ -61,8 +57,9 @@ def search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (scores, ids), each of shape (len(queries), min(k, index.ntotal)).
 
-    Rows are sorted by decreasing score. HNSW searches with an efSearch of at least
-    ``k``, since a smaller candidate list cannot hold ``k`` results.
+    Rows are sorted by decreasing score. An IVF search probes at least as many lists
+    as hold ``k`` vectors on average; if the probed lists still hold fewer than
+    ``k``, the row is padded with id -1.
     """
     _require_at_least(k, 1, "k")
     matrix = _as_matrix(queries, "queries")
@@ -78,35 +75,39 @@ def search(
 
 
 def save_vector_index(index: faiss.Index, path: PathLike) -> None:
-    """Write ``index`` to ``path``; the HNSW efSearch is stored with it."""
+    """Write ``index`` to ``path``; an IVF index keeps its nprobe."""
     faiss.write_index(index, os.fspath(path))
 
 
 def load_vector_index(path: PathLike, *, mmap: bool = False) -> faiss.Index:
     """Read an index written by ``save_vector_index``.
 
-    ``mmap=True`` maps the codes and graph from the file instead of copying them:
-    loading is instant, memory is page cache shared between processes (1M HNSW-SQ8:
-    40 MB private instead of 670 MB), but the index is read-only.
+    ``mmap=True`` maps an IVF index's lists from the file instead of copying them:
+    only the lists searched become resident, as page cache shared between processes
+    (1M vectors after 200 queries: 30 MB private instead of 410 MB), and adding to
+    the index raises. A flat index is always read into memory.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"no vector index at {path}")
-    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
-    return faiss.read_index(os.fspath(path), flags)
+    return faiss.read_index(os.fspath(path), faiss.IO_FLAG_MMAP if mmap else 0)
 
 
-def _hnsw_sq8(dim: int, hnsw_m: int, ef_search: int) -> faiss.IndexHNSWSQ:
-    index = faiss.IndexHNSWSQ(
-        dim, faiss.ScalarQuantizer.QT_8bit, hnsw_m, faiss.METRIC_INNER_PRODUCT
-    )
-    index.hnsw.efConstruction = EF_CONSTRUCTION
-    index.hnsw.efSearch = ef_search
+def _list_count(rows: int) -> int:
+    """sqrt(n) lists: 1M vectors train and add in 48 s, ~1,000 vectors per list."""
+    return max(1, math.isqrt(rows))
+
+
+def _ivf_sq8(dim: int, lists: int, nprobe: int) -> faiss.IndexIVFScalarQuantizer:
+    # For inner product faiss trains the coarse centroids with spherical k-means.
+    index = faiss.index_factory(dim, f"IVF{lists},SQ8", faiss.METRIC_INNER_PRODUCT)
+    index.nprobe = nprobe
     return index
 
 
 def _search_params(index: faiss.Index, k: int) -> faiss.SearchParameters | None:
-    if isinstance(index, faiss.IndexHNSW):
-        return faiss.SearchParametersHNSW(efSearch=max(index.hnsw.efSearch, k))
+    if isinstance(index, faiss.IndexIVF):
+        lists_for_k = math.ceil(k * index.nlist / index.ntotal)
+        return faiss.SearchParametersIVF(nprobe=max(index.nprobe, lists_for_k))
     return None
 
 

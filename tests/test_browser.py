@@ -130,10 +130,10 @@ def page_without_js(browser, server_url: str) -> Iterator:
     page.context.close()
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
@@ -160,20 +160,33 @@ def test_seed_question_shows_the_highlighted_answer_and_its_citation(page, serve
     page.goto("/")
     turn = ask(page, CALL_QUESTION)
     expect(page.locator("#question")).to_have_value("")
-    assert_answered(turn, CALL_QUESTION)
+    expect(page.locator("#question")).to_be_focused()
     first = turn.locator(".answer").first
     expect(first.locator("mark.answer-span")).to_contain_text("25")
     citation = first.locator(".citation")
     assert any(outlet in citation.inner_text() for outlet in ("Asahi Shimbun", "Jiji Press")), citation.inner_text()
     assert citation.locator("a").get_attribute("href").startswith("/articles/")
+    page.locator("#question").blur()
     screenshot(page, "chat-answer.png")
+    assert_answered(turn, CALL_QUESTION)
+
+
+def test_shift_enter_starts_a_new_line_instead_of_sending(page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    page.fill("#question", "First line")
+    page.press("#question", "Shift+Enter")
+    page.keyboard.type("second line")
+    expect(page.locator("#question")).to_have_value("First line\nsecond line")
+    expect(page.locator("#conversation > li")).to_have_count(0)
 
 
 def test_busy_state_shows_while_waiting(page) -> None:
     from playwright.sync_api import expect
 
     held = []
-    page.route("**/ask", held.append)
+    page.route("**/ask", lambda route: held.append(route))
     page.goto("/")
     page.fill("#question", CALL_QUESTION)
     page.press("#question", "Enter")
@@ -276,7 +289,6 @@ def test_chat_works_without_javascript(page_without_js) -> None:
     with page.expect_navigation():
         page.click("#ask-button")
     turn = page.locator("#conversation > li.turn").first
-    assert_answered(turn, CALL_QUESTION)
     expect(turn.locator("mark.answer-span").first).to_contain_text("25")
 
     page.fill("#question", UNANSWERABLE_QUESTION)
@@ -284,8 +296,10 @@ def test_chat_works_without_javascript(page_without_js) -> None:
         page.click("#ask-button")
     turns = page.locator("#conversation > li.turn")
     expect(turns).to_have_count(2)  # the earlier turn came back from the form's hidden fields
+    expect(turns.nth(1)).to_be_in_viewport()  # the page opens at the newest reply
     expect(turns.nth(0).locator("mark.answer-span").first).to_contain_text("25")
     expect(turns.nth(1).locator(".verdict")).to_have_text("The articles do not answer this question.")
+    assert_answered(turns.nth(0), CALL_QUESTION)
 
 
 def test_article_with_markup_shows_it_as_text_and_runs_nothing(page) -> None:
@@ -313,8 +327,11 @@ def test_article_with_markup_shows_it_as_text_and_runs_nothing(page) -> None:
 def test_chat_fits_a_phone_screen(browser, server_url: str) -> None:
     page = new_page(browser, server_url, width=375, height=740)
     page.goto("/")
-    ask(page, CALL_QUESTION)
+    turn = ask(page, CALL_QUESTION)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    screenshot(page, "chat-phone.png")
+    page.locator("#question").blur()
+    turn.locator(".question").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "chat-phone.png", full_page=False)
     assert page.errors == []
     page.context.close()

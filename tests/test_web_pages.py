@@ -4,6 +4,7 @@ Plumbing tests: a deterministic fake pipeline stands in for the models (the brow
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from html import unescape
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from rag.errors import ArticleNotFoundError, IndexNotBuiltError
 from rag.types import Answer, Article, Corroboration, Filters, Reply, Turn
-from web.app import create_app, highlighted_paragraphs, paragraph_bounds
+from web.app import create_app, highlighted_paragraphs, paragraph_bounds, wants_html
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 MARKUP = '<script>window.__pwned=1</script> and <img src=x onerror="window.__pwned=1">'
@@ -211,13 +212,29 @@ def test_paragraph_bounds_are_offsets_into_the_text() -> None:
 
 # The chat page
 
+@pytest.mark.parametrize(("accept", "html"), [
+    (BROWSER_ACCEPT, True),
+    ("text/html", True),
+    ("*/*", False),
+    ("", False),
+    ("application/json", False),
+    ("application/json, text/html;q=0.9", False),
+    ("text/html;q=0", False),
+])
+def test_pages_go_to_clients_that_prefer_html(accept: str, html: bool) -> None:
+    from starlette.requests import Request
+
+    request = Request({"type": "http", "headers": [(b"accept", accept.encode())] if accept else []})
+    assert wants_html(request) is html
+
+
 def test_chat_page_has_labelled_controls_and_a_live_conversation(client: TestClient) -> None:
     html = page(client, "/")
     assert re.search(r'<ol id="conversation"[^>]*aria-live="polite"', html)
     for control in re.findall(r'<(?:textarea|select|input)[^>]*\bid="([^"]+)"', html):
         assert f'<label for="{control}"' in html, control
     assert re.findall(r'<option value="([^"]*)"', html) == ["", "Asahi Shimbun", "Jiji Press", "The Mainichi"]
-    assert '<form id="ask-form" class="ask-form" method="post" action="/">' in html
+    assert '<form id="ask-form" class="ask-form" method="post" action="/#latest">' in html
     assert '<script src="/static/chat.js" defer></script>' in html
 
 
@@ -240,6 +257,10 @@ def test_chat_scripts_never_put_text_in_as_html() -> None:
         assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "document.write" not in script
 
 
+def hidden_history(html: str) -> list[str]:
+    return [unescape(v) for v in re.findall(r'<input type="hidden" name="history" value="([^"]*)">', html)]
+
+
 def test_form_post_without_javascript_renders_the_reply(client: TestClient, pipeline: FakePipeline) -> None:
     response = client.post("/", data={"question": "How long was the call?"})
     assert response.status_code == 200
@@ -249,26 +270,41 @@ def test_form_post_without_javascript_renders_the_reply(client: TestClient, pipe
     assert f'href="/articles/{HOSTILE.id}?start={start}&amp;end={end}#quote"' in html
     assert "Also reported by" in html and ">Jiji Press</a>" in html
     assert re.search(r"<textarea[^>]*>\s*</textarea>", html)  # the box is ready for the next question
-    assert '<input type="hidden" name="history_question" value="How long was the call?">' in html
+    assert [json.loads(state)["question"] for state in hidden_history(html)] == ["How long was the call?"]
     assert pipeline.calls == [("How long was the call?", [], 3, Filters())]
 
 
 def test_follow_up_without_javascript_sends_the_earlier_turns_as_history(
         client: TestClient, pipeline: FakePipeline) -> None:
     first = client.post("/", data={"question": "How long was the call?"}).text
-    hidden = dict(re.findall(r'<input type="hidden" name="(history_\w+)" value="([^"]*)">', first))
-    response = client.post("/", data={**{k: unescape(v) for k, v in hidden.items()},
-                                      "question": "When did they talk?"})
-    assert pipeline.calls[-1][1] == [Turn("How long was the call?", "25 minutes")]
+    second = client.post("/", data={"history": hidden_history(first), "question": "What is the GDP?"}).text
+    response = client.post("/", data={"history": hidden_history(second), "question": "When did they talk?"})
+    assert pipeline.calls[-1][1] == [Turn("How long was the call?", "25 minutes"), Turn("What is the GDP?", "")]
     html = response.text
-    assert html.index("How long was the call?") < html.index("When did they talk?")
-    assert marks(html, "answer-span") == ["25 minutes", "25 minutes"]  # the earlier turn is shown again
+    assert html.index("How long was the call?") < html.index("What is the GDP?") < html.index("When did they talk?")
+    assert html.index('id="latest"') < html.index("When did they talk?")  # the form posts to /#latest
+    assert html.count('id="latest"') == 1
+    # Earlier turns are shown again whole: quotes, corroborations, the weaker related passages.
+    assert marks(html, "answer-span") == ["25 minutes", MARKUP, "25 minutes"]
+    assert html.count("Also reported by") == 2 and html.count("Possibly related:") == 1
+    assert_no_live_markup(html)
 
 
-def test_forged_history_reference_shows_no_quote(client: TestClient, pipeline: FakePipeline) -> None:
-    response = client.post("/", data={"question": "And then?", "history_question": "Earlier?",
-                                      "history_ref": f"{HOSTILE.id}:0:999999:1:2"})
-    assert pipeline.calls[-1][1] == [Turn("Earlier?", "")]
+@pytest.mark.parametrize("tampered", [
+    "not json",
+    "[" * 100_000,
+    json.dumps({"question": "Earlier?", "no_answer": False, "answers": [
+        {"id": HOSTILE.id, "quote": [0, 999999], "answer": [1, 2], "weak": False, "also": []}]}),
+    json.dumps({"question": "Earlier?", "no_answer": False, "answers": [
+        {"id": "no-such-article", "quote": [0, 5], "answer": [1, 2], "weak": False, "also": []}]}),
+    json.dumps({"question": "Earlier?", "no_answer": False, "answers": [
+        {"id": HOSTILE.id, "quote": [0, 5], "answer": [4, 9], "weak": False, "also": []}]}),
+    json.dumps({"question": ["Earlier?"], "no_answer": True, "answers": []}),
+])
+def test_tampered_history_field_is_dropped(client: TestClient, pipeline: FakePipeline, tampered: str) -> None:
+    response = client.post("/", data={"question": "And then?", "history": [tampered]})
+    assert response.status_code == 200
+    assert pipeline.calls[-1][1] == []
     assert marks(response.text, "answer-span") == ["25 minutes"]
 
 
@@ -281,10 +317,14 @@ def test_no_answer_says_so_and_offers_weaker_related_passages(client: TestClient
     assert_no_live_markup(html)
 
 
-def test_question_is_escaped_in_the_conversation(client: TestClient) -> None:
-    html = client.post("/", data={"question": '<img src=x onerror="alert(1)">'}).text
+def test_question_is_escaped_in_the_conversation_and_its_data(client: TestClient) -> None:
+    question = '</script><img src=x onerror="alert(1)">'
+    html = client.post("/", data={"question": question}).text
     assert "<img" not in html
-    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    assert "&lt;/script&gt;&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    assert html.count("</script>") == 2  # chat.js and the conversation's JSON, which the script picks up
+    data = html.split('<script type="application/json" id="conversation-data">')[1].split("</script>")[0]
+    assert [turn["question"] for turn in json.loads(data)] == [question]
 
 
 def test_filters_from_the_form_reach_the_pipeline_and_stay_selected(

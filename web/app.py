@@ -1,6 +1,7 @@
 """The FastAPI app: the `/ask` API, article pages and the web chat. Routes validate, call the pipeline, render."""
 from __future__ import annotations
 
+import json
 import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ async def _not_found(request: Request, error: ArticleNotFoundError) -> JSONRespo
 
 def wants_html(request: Request) -> bool:
     """Whether the client prefers a page to JSON, by the Accept header's q-values (a browser's navigation does)."""
-    html = json = 0.0
+    html_weight = json_weight = 0.0
     for item in request.headers.get("accept", "").split(","):
         media, *params = [part.strip().lower() for part in item.split(";")]
         weight = 1.0
@@ -83,10 +84,10 @@ def wants_html(request: Request) -> bool:
                 except ValueError:
                     weight = 0.0
         if media in ("text/html", "application/xhtml+xml", "text/*"):
-            html = max(html, weight)
+            html_weight = max(html_weight, weight)
         elif media in ("application/json", "application/*", "*/*"):
-            json = max(json, weight)
-    return html > 0 and html >= json
+            json_weight = max(json_weight, weight)
+    return html_weight > 0 and html_weight >= json_weight
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,10 @@ class Piece:
     text: str
     marked: bool = False
     anchor: bool = False
+
+
+def valid_span(text: str, start: int | None, end: int | None) -> bool:
+    return start is not None and end is not None and 0 <= start < end <= len(text)
 
 
 def paragraph_bounds(text: str) -> list[tuple[int, int]]:
@@ -109,7 +114,10 @@ def paragraph_bounds(text: str) -> list[tuple[int, int]]:
 
 
 def highlighted_paragraphs(text: str, start: int | None, end: int | None) -> list[list[Piece]]:
-    """The article's paragraphs cut into pieces so that `text[start:end]` is marked, across paragraphs if need be."""
+    """The article's paragraphs cut into pieces so that `text[start:end]` is marked, across paragraphs if need be
+    (nothing is marked when the span is not inside the text)."""
+    if not valid_span(text, start, end):
+        start = end = None
     paragraphs, anchored = [], False
     for p_start, p_end in paragraph_bounds(text):
         if start is None or end is None or end <= p_start or start >= p_end:
@@ -121,10 +129,6 @@ def highlighted_paragraphs(text: str, start: int | None, end: int | None) -> lis
         anchored = True
         paragraphs.append([piece for piece in pieces if piece.text])
     return paragraphs
-
-
-def valid_span(text: str, start: int | None, end: int | None) -> bool:
-    return start is not None and end is not None and 0 <= start < end <= len(text)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -140,42 +144,56 @@ def quote_parts(answer: dict) -> tuple[str, str, str]:
     return quote_text[:a], quote_text[a:b], quote_text[b:]
 
 
-
-
 def reply_answer_text(reply: dict) -> str:
     """What an earlier turn answered, as sent back in `history`."""
     return "" if reply["no_answer"] or not reply["answers"] else reply["answers"][0]["text"]
 
 
-def citation_ref(reply: dict) -> str:
-    """`id:quote_start:quote_end:answer_start:answer_end` of a turn's first answer, carried in a no-JS form."""
-    if reply["no_answer"] or not reply["answers"]:
-        return ""
-    a = reply["answers"][0]
-    return f"{a['article']['id']}:{a['quote_start']}:{a['quote_end']}:{a['answer_start']}:{a['answer_end']}"
+def turn_state(reply: dict) -> str:
+    """A turn as the no-JS form carries it to the next post: the question and the article id and offsets of
+    every quote (the text itself is cut from the article again, so an edited field can only show article text)."""
+    return json.dumps({"question": reply["question"], "no_answer": reply["no_answer"], "answers": [
+        {"id": a["article"]["id"], "quote": [a["quote_start"], a["quote_end"]],
+         "answer": [a["answer_start"], a["answer_end"]], "weak": a["weak"],
+         "also": [[c["article"]["id"], c["quote_start"], c["quote_end"]] for c in a["also_reported_by"]]}
+        for a in reply["answers"]]}, ensure_ascii=False)
 
 
-def earlier_reply(pipeline: Pipeline, question: str, ref: str) -> dict:
-    """An earlier turn of a no-JS conversation, rebuilt from its citation ref (checked against the article)."""
-    reply = {"question": question, "no_answer": True, "took_ms": 0.0, "answers": []}
+def _cut(article: Article, start: object, end: object) -> tuple[int, int]:
+    if not (type(start) is int and type(end) is int and 0 <= start <= end <= len(article.text)):
+        raise ValueError(f"offsets {start}:{end} are outside article {article.id!r}")
+    return start, end
+
+
+def _answer_from_state(pipeline: Pipeline, state: dict) -> dict:
+    article = pipeline.article(str(state["id"]))
+    quote_start, quote_end = _cut(article, *state["quote"])
+    answer_start, answer_end = _cut(article, *state["answer"])
+    if not quote_start <= answer_start <= answer_end <= quote_end:
+        raise ValueError("the answer lies outside its quote")
+    also = []
+    for other_id, start, end in state["also"]:
+        other = pipeline.article(str(other_id))
+        start, end = _cut(other, start, end)
+        also.append({"article": other.meta(), "quote": other.text[start:end], "quote_start": start, "quote_end": end})
+    return {"text": article.text[answer_start:answer_end], "quote": article.text[quote_start:quote_end],
+            "score": None, "weak": bool(state["weak"]), "article": article.meta(), "quote_start": quote_start,
+            "quote_end": quote_end, "answer_start": answer_start, "answer_end": answer_end, "also_reported_by": also}
+
+
+def earlier_reply(pipeline: Pipeline, state: str) -> dict | None:
+    """An earlier turn of a no-JS conversation rebuilt from `turn_state`; None when the field was tampered with."""
     try:
-        article_id, *numbers = ref.rsplit(":", 4)
-        quote_start, quote_end, answer_start, answer_end = (int(n) for n in numbers)
-        article = pipeline.article(article_id)
-    except (ValueError, ArticleNotFoundError):
-        return reply
-    if not 0 <= quote_start <= answer_start <= answer_end <= quote_end <= len(article.text):
-        return reply
-    reply["no_answer"] = False
-    reply["answers"] = [{
-        "text": article.text[answer_start:answer_end], "quote": article.text[quote_start:quote_end],
-        "score": None, "weak": False, "article": article.meta(), "quote_start": quote_start,
-        "quote_end": quote_end, "answer_start": answer_start, "answer_end": answer_end, "also_reported_by": [],
-    }]
-    return reply
+        data = json.loads(state)
+        if not isinstance(data["question"], str):
+            raise TypeError("question must be a string")
+        answers = [_answer_from_state(pipeline, a) for a in data["answers"]]
+    except (ValueError, KeyError, TypeError, RecursionError, ArticleNotFoundError):
+        return None
+    return {"question": data["question"], "no_answer": bool(data["no_answer"]), "took_ms": 0.0, "answers": answers}
 
 
-templates.env.globals.update(quote_parts=quote_parts, citation_ref=citation_ref)
+templates.env.globals.update(quote_parts=quote_parts, turn_state=turn_state)
 
 
 def _render(request: Request, name: str, context: dict, status_code: int = 200) -> HTMLResponse:
@@ -190,15 +208,14 @@ def _newest_first(articles: list[Article]) -> list[Article]:
     return sorted(articles, key=lambda a: (a.published or "", a.title), reverse=True)
 
 
-def _chat_page(request: Request, pipeline: Pipeline, question: str | None, history_questions: list[str],
-               history_refs: list[str], source: str, since: str, until: str) -> HTMLResponse:
+def _chat_page(request: Request, pipeline: Pipeline, question: str | None, history: list[str], source: str,
+               since: str, until: str) -> HTMLResponse:
     """The chat rendered on the server: earlier turns from the form's hidden fields, then the new reply."""
     context = {"question": question or "", "source": source, "since": since, "until": until,
                "turns": [], "error": None, "outlets": []}
     try:
         context["outlets"] = _outlets(pipeline)
-        pairs = list(zip(history_questions, history_refs + [""] * len(history_questions)))[-MAX_HISTORY:]
-        turns = [earlier_reply(pipeline, q, ref) for q, ref in pairs]
+        turns = [t for t in (earlier_reply(pipeline, state) for state in history[-MAX_HISTORY:]) if t]
     except (IndexNotBuiltError, ModelMismatchError) as error:
         return _render(request, "chat.html", {**context, "error": str(error)}, status_code=503)
     context["turns"] = turns
@@ -239,16 +256,15 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
     def chat(request: Request, pipeline: PipelineDep, q: str | None = None, source: str = "", since: str = "",
              until: str = "") -> HTMLResponse:
         """The web chat; `?q=...` answers one question on the server (a shareable link)."""
-        return _chat_page(request, pipeline, q, [], [], source, since, until)
+        return _chat_page(request, pipeline, q, [], source, since, until)
 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     def chat_post(request: Request, pipeline: PipelineDep, question: Annotated[str, Form()] = "",
-                  history_question: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
-                  history_ref: Annotated[list[str], Form()] = [],  # noqa: B006
+                  history: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
                   source: Annotated[str, Form()] = "", since: Annotated[str, Form()] = "",
                   until: Annotated[str, Form()] = "") -> HTMLResponse:
         """The chat form posted without JavaScript: the conversation so far rides in hidden fields."""
-        return _chat_page(request, pipeline, question, history_question, history_ref, source, since, until)
+        return _chat_page(request, pipeline, question, history, source, since, until)
 
     @app.post("/ask", response_model=AskResponse)
     def ask(body: AskRequest, pipeline: PipelineDep) -> dict:
@@ -268,8 +284,8 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
 
     @app.get("/articles/{article_id}", response_model=ArticleFull)
     def article(request: Request, response: Response, article_id: str, pipeline: PipelineDep,
-                start: Annotated[int | None, Query(ge=0, description="Highlight from this offset (pages only).")] = None,
-                end: Annotated[int | None, Query(ge=0, description="Highlight up to this offset.")] = None,
+                start: Annotated[int | None, Query(ge=0, description="Page only: highlight from here.")] = None,
+                end: Annotated[int | None, Query(ge=0, description="Page only: highlight up to here.")] = None,
                 ) -> dict | HTMLResponse:
         """One article with its text; a browser gets a page with `text[start:end]` highlighted."""
         if not wants_html(request):
@@ -280,14 +296,10 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
             a = pipeline.article(article_id)
         except ArticleNotFoundError as error:
             return _render(request, "not_found.html", {"message": str(error)}, status_code=404)
-        if not valid_span(a.text, start, end):
-            span_missing, start, end = start is not None or end is not None, None, None
-        else:
-            span_missing = False
+        highlighted = valid_span(a.text, start, end)
         return _render(request, "article.html", {
-            "article": a, "url": safe_url(a.url), "span_missing": span_missing, "highlighted": start is not None,
-            "paragraphs": highlighted_paragraphs(a.text, start, end),
-        })
+            "article": a, "url": safe_url(a.url), "paragraphs": highlighted_paragraphs(a.text, start, end),
+            "highlighted": highlighted, "span_missing": not highlighted and (start is not None or end is not None)})
 
     @app.get("/healthz", response_model=Health)
     def healthz(pipeline: PipelineDep) -> dict:
