@@ -22,10 +22,10 @@ import json
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 
@@ -75,15 +75,15 @@ def ask(client: httpx.Client, question: str) -> float:
     return elapsed
 
 
-def start_server(index_dir: Path, port: int, log: Path) -> subprocess.Popen:
+def start_server(index_dir: Path, port: int, log: TextIO) -> subprocess.Popen:
     """`rag serve` in a subprocess; returns once /healthz reports a loaded index."""
     rag = Path(sys.executable).parent / "rag"
     server = subprocess.Popen([str(rag), "serve", "--index", str(index_dir), "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+                              stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"rag serve exited with {server.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"rag serve exited with {server.returncode}; its output: {log.name}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json().get("status") == "ok":
                 return server
@@ -138,9 +138,9 @@ def main() -> None:
     build = build_index(ROOT / "corpus", index_dir, Settings(), progress=False)
     port = free_port()
     results: dict = {"articles": len(build.added) + len(build.changed) + len(build.unchanged), "chunks": build.chunks}
-    with tempfile.TemporaryDirectory() as tmp:
+    with open(CACHE / "seed" / "server.log", "w") as log:
         started = time.perf_counter()
-        server = start_server(index_dir, port, Path(tmp) / "server.log")
+        server = start_server(index_dir, port, log)
         results["server_start_s"] = time.perf_counter() - started
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import beir
-from corpora import build_cached_index, beir_records, markdown_table, query_vectors
+from corpora import beir_records, build_cached_index, markdown_table, query_vectors
 
+from rag.answering import AnswerSettings  # noqa: E402
 from rag.index import IndexData  # noqa: E402
 from rag.retrieval import FusionSettings, dense_candidates, fuse, lexical_candidates  # noqa: E402
-from rag.settings import Settings  # noqa: E402
 
 K = 10
 CANDIDATES = (50, 100, 200)
@@ -152,7 +152,7 @@ def main() -> None:
     table = sweep(rows, names)
     recommended = table[0]
 
-    default_fusion, default_candidates = FusionSettings(), Settings().retrieve_candidates
+    default_fusion, default_candidates = AnswerSettings().fusion, AnswerSettings().candidates
     print(f"## Document retrieval, nDCG@{K} and recall@{K}\n")
     print(markdown_table(
         ["dataset", "docs", "queries", "chunks"],

@@ -251,20 +251,30 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     return candidates
 
 
-def _normalise_fact(text: str) -> str:
-    """A loose key for comparing answer spans: word stems, no hyphens, articles or hedges."""
-    return " ".join(w.rstrip("s") for w in _words(text) if w not in {"a", "an", "the", "about", "some", "around"})
+def same_answer(a: str, b: str) -> bool:
+    """Whether two answer spans state one value: the same numbers ("about 25 minutes from noon" and
+    "25-minute"), or, without numbers, the same words up to plurals, articles and hedges (pure)."""
+    a_numbers, b_numbers = re.findall(r"\d+(?:[.,]\d+)?", a), re.findall(r"\d+(?:[.,]\d+)?", b)
+    if a_numbers or b_numbers:
+        return sorted(a_numbers) == sorted(b_numbers)
+
+    def key(text: str) -> str:
+        return " ".join(w.rstrip("s") for w in _words(text) if w not in {"a", "an", "the", "about", "some", "around"})
+
+    a_key, b_key = key(a), key(b)
+    return bool(a_key and b_key) and (a_key in b_key or b_key in a_key)
 
 
 def _same_fact(a: Candidate, b: Candidate, index: IndexData, settings: AnswerSettings) -> bool:
     """Two sentences from different articles that report one fact: near-identical meaning,
-    or a related sentence giving the same typed answer ("about 25 minutes" and "25-minute")."""
+    or related sentences giving the same typed answer."""
     if a.article.id == b.article.id:
         return False
     similarity = float(np.dot(index.sentence_vectors[a.sentence_id], index.sentence_vectors[b.sentence_id]))
-    same_answer = a.typed and b.typed and _normalise_fact(a.article.text[a.span[0]:a.span[1]]) == _normalise_fact(
-        b.article.text[b.span[0]:b.span[1]])
-    return similarity >= settings.same_fact_similarity or (same_answer and similarity >= 0.6)
+    if similarity >= settings.same_fact_similarity:
+        return True
+    return (similarity >= 0.6 and a.typed and b.typed
+            and same_answer(a.article.text[a.span[0]:a.span[1]], b.article.text[b.span[0]:b.span[1]]))
 
 
 def _to_answer(c: Candidate, weak: bool, corroborations: list[Candidate]) -> Answer:
@@ -304,6 +314,8 @@ def answer_question(index: IndexData, question: str, query_vector: np.ndarray, t
                 leader[1].append(c)
         elif len(groups) < top_k:
             groups.append((c, []))
+    for (above, _), (below, _) in zip(groups, groups[1:]):
+        below.score = min(below.score, above.score)  # answers are ranked best first; scores read the same way
     no_answer = not groups or groups[0][0].score < settings.no_answer_threshold
     answers = [_to_answer(leader, no_answer or leader.score < settings.no_answer_threshold, others)
                for leader, others in groups]

@@ -1,0 +1,97 @@
+"""The answerer on the seed corpus with the real models: verbatim quotes, corroboration, abstention, follow-ups."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.answering import same_answer
+from rag.pipeline import Pipeline
+from rag.types import Filters, Reply, Turn
+
+pytestmark = pytest.mark.slow
+DEV_QUESTIONS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev_questions.jsonl"
+
+
+@pytest.fixture(scope="module")
+def pipeline(seed_index_dir: Path) -> Pipeline:
+    return Pipeline(index_dir=seed_index_dir)
+
+
+def assert_verbatim(reply: Reply, pipeline: Pipeline) -> None:
+    for answer in reply.answers:
+        text = pipeline.article(answer.article.id).text
+        assert text[answer.quote_start:answer.quote_end] == answer.quote
+        assert text[answer.answer_start:answer.answer_end] == answer.text
+        assert answer.quote_start <= answer.answer_start < answer.answer_end <= answer.quote_end
+        assert 0.0 <= answer.score <= 1.0
+        for other in answer.also_reported_by:
+            assert pipeline.article(other.article.id).text[other.quote_start:other.quote_end] == other.quote
+
+
+def dev_questions() -> list[dict]:
+    return [json.loads(line) for line in DEV_QUESTIONS.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("question", [q["question"] for q in dev_questions()] + [
+    "How long was the phone call between Ishiba and Lee?", "Who is Lee?", "?", "the", "<script>alert(1)</script>"])
+def test_every_quote_and_span_is_a_verbatim_slice_of_its_article(pipeline: Pipeline, question: str) -> None:
+    reply = pipeline.ask(question, top_k=10)
+    assert_verbatim(reply, pipeline)
+    scores = [a.score for a in reply.answers]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_call_length_is_25_minutes_citing_asahi_and_jiji(pipeline: Pipeline) -> None:
+    reply = pipeline.ask("How long was the phone call between Ishiba and Lee?")
+    assert not reply.no_answer
+    best = reply.answers[0]
+    assert "25" in best.text and "minute" in best.text
+    cited = {best.article.source} | {o.article.source for o in best.also_reported_by}
+    assert {"Asahi Shimbun", "Jiji Press"} <= cited
+    assert all("25" not in a.text for a in reply.answers[1:]), "the same fact is one answer, not several"
+
+
+def test_a_question_the_articles_do_not_answer_gets_no_answer(pipeline: Pipeline) -> None:
+    reply = pipeline.ask("Who is the mayor of Osaka?")
+    assert reply.no_answer
+    assert all(a.weak for a in reply.answers)
+
+
+def test_a_follow_up_is_answered_about_the_earlier_question(pipeline: Pipeline) -> None:
+    history = [Turn("When did Ishiba and Lee first talk by phone?", "Monday")]
+    reply = pipeline.ask("How long did it last?", history=history)
+    assert not reply.no_answer
+    assert "25" in reply.answers[0].text
+
+
+def test_without_history_the_same_follow_up_is_not_about_the_call(pipeline: Pipeline) -> None:
+    reply = pipeline.ask("How long did it last?")
+    assert reply.no_answer or "25" not in reply.answers[0].text
+
+
+def test_source_filter_restricts_answers_to_that_outlet(pipeline: Pipeline) -> None:
+    reply = pipeline.ask("How long was the phone call between Ishiba and Lee?", filters=Filters(sources=("Asahi Shimbun",)))
+    assert reply.answers
+    assert {a.article.source for a in reply.answers} == {"Asahi Shimbun"}
+    assert all(o.article.source == "Asahi Shimbun" for a in reply.answers for o in a.also_reported_by)
+
+
+def test_date_filter_is_applied_before_ranking(pipeline: Pipeline) -> None:
+    reply = pipeline.ask("What did Ishiba say about a summit?", top_k=10,
+                         filters=Filters(since="2025-06-06", until="2025-06-10"))
+    assert reply.answers
+    assert all("2025-06-06" <= a.article.published <= "2025-06-10" for a in reply.answers)
+    nothing = pipeline.ask("What did Ishiba say about a summit?", filters=Filters(since="2030-01-01"))
+    assert nothing.no_answer and nothing.answers == []
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("about 25 minutes from noon", "25-minute", True),
+    ("25 minutes", "30 minutes", False),
+    ("the Democratic Party", "Democratic Party", True),
+    ("Canada", "the Netherlands", False),
+])
+def test_answers_stating_one_value_are_recognised(a: str, b: str, same: bool) -> None:
+    assert same_answer(a, b) is same
