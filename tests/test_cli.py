@@ -1,0 +1,79 @@
+"""The `rag` command, driven through click's test runner."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rag.cli import EXIT_SKIPPED, main
+from tests.conftest import SEED_DIGEST
+
+
+@pytest.mark.parametrize("command, phrase", [
+    ("index", "Only new and changed articles are embedded again"),
+    ("add", "Copy article FILES into the corpus"),
+    ("import-digest", "Split a news digest page"),
+    ("ask", "--source"),
+    ("serve", "--port"),
+])
+def test_every_command_explains_itself(command: str, phrase: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert phrase in result.output
+    assert "--index" in result.output
+
+
+@pytest.mark.slow
+def test_import_digest_then_add_then_ask(tmp_path: Path, seed_index_dir: Path) -> None:
+    runner = CliRunner()
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(seed_index_dir, index)  # the seed already indexed: importing it again embeds nothing
+    result = runner.invoke(main, ["import-digest", str(SEED_DIGEST), "--corpus", str(corpus), "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    assert "5 articles from" in result.output
+    assert "0 added, 0 changed, 0 removed, 5 unchanged" in result.output
+
+    new = tmp_path / "kyodo-visit.md"
+    new.write_text("---\ntitle: Lee visits Tokyo\nsource: Kyodo News\npublished: 2025-06-20\n---\n"
+                   "President Lee Jae-myung arrived in Tokyo on Friday for a two-day visit.\n")
+    bad = tmp_path / "bad.md"
+    bad.write_text("no front matter")
+    result = runner.invoke(main, ["add", str(new), str(bad), "--corpus", str(corpus), "--index", str(index), "-q"])
+    assert result.exit_code == EXIT_SKIPPED
+    assert "not added" in result.output and "bad.md" in result.output
+    assert "1 added, 0 changed, 0 removed, 5 unchanged" in result.output
+    assert (corpus / "kyodo-visit.md").exists() and not (corpus / "bad.md").exists()
+
+    result = runner.invoke(main, ["ask", "When did Lee arrive in Tokyo?", "--index", str(index), "--json"])
+    assert result.exit_code == 0, result.output
+    reply = json.loads(result.output)
+    assert reply["answers"][0]["article"]["id"] == "kyodo-visit"
+
+    result = runner.invoke(main, ["ask", "When did Lee arrive in Tokyo?", "--index", str(index)])
+    assert "Kyodo News" in result.output and "Lee visits Tokyo" in result.output
+
+
+@pytest.mark.slow
+def test_index_reports_skipped_files_by_name_and_exit_status(tmp_path: Path, seed_corpus: Path,
+                                                              seed_index_dir: Path) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(seed_index_dir, index)
+    (seed_corpus / "broken.json").write_text("{oops")
+    result = CliRunner().invoke(main, ["index", "--corpus", str(seed_corpus), "--index", str(index), "-q"])
+    assert result.exit_code == EXIT_SKIPPED
+    assert "skipped broken.json: invalid JSON" in result.output
+
+
+def test_ask_without_an_index_says_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["ask", "Anything?", "--index", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "run `rag index`" in result.output
+
+
+def test_ask_rejects_an_empty_question() -> None:
+    result = CliRunner().invoke(main, ["ask", "   "])
+    assert result.exit_code == 2
+    assert "QUESTION" in result.output
