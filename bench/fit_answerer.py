@@ -17,7 +17,7 @@ import numpy as np
 from squad import EVAL, build_corpus_index, f1_score, load_squad, query_vectors, roc_auc
 
 from rag.answering import (  # noqa: E402
-    EVIDENCE_FEATURES, RANK_FEATURES, SPAN_FEATURES, AnswerSettings, _anchors, candidate_spans, find_candidates, span_features)
+    EVIDENCE_FEATURES, RANK_FEATURES, SPAN_FEATURES, AnswerSettings, QuoteContext, candidate_spans, find_candidates, span_features)
 from rag.questions import analyze_question  # noqa: E402
 from rag.retrieval import retrieve  # noqa: E402
 
@@ -38,10 +38,10 @@ def span_training_data(index, questions, excluded_texts: set[str]):
             continue
         sentence = index.sentence(holding[0])
         analysis = analyze_question(q.text)
-        anchors = _anchors(article.text, sentence.start, sentence.end, analysis)
+        quote = QuoteContext.of(article.text, sentence.start, sentence.end, analysis)
         rows, targets = [], []
         for span in candidate_spans(article.text, index.spans(holding[0])):
-            features = span_features(article.text, sentence.start, sentence.end, span, analysis, anchors)
+            features = span_features(quote, sentence.start, sentence.end, span)
             if features is not None:
                 rows.append(features)
                 targets.append(max(f1_score(article.text[span.start:span.end], g) for g in golds))
@@ -114,6 +114,16 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 30
     return w / sigma, b - float(np.sum(w * mu / sigma))
 
 
+def balanced_threshold(scores: np.ndarray, answerable: np.ndarray) -> float:
+    """The score threshold that maximises the mean of the accuracies on answerable and unanswerable questions."""
+    best, best_accuracy = 0.5, -1.0
+    for threshold in np.unique(np.round(scores, 3)):
+        accuracy = (np.mean(scores[answerable == 1] >= threshold) + np.mean(scores[answerable == 0] < threshold)) / 2
+        if accuracy > best_accuracy:
+            best, best_accuracy = float(threshold), accuracy
+    return best
+
+
 def main() -> None:
     settings = AnswerSettings()
     v2_articles, v2_questions = load_squad(EVAL / "squad" / "squad_v2_dev_5articles.json")
@@ -140,6 +150,7 @@ def main() -> None:
         w, b = fit_logistic(x[train], y[train])
         held_out_scores[~train] = x[~train] @ w + b
     auc = roc_auc(list(held_out_scores[y == 1]), list(held_out_scores[y == 0]))
+    threshold = balanced_threshold(1 / (1 + np.exp(-held_out_scores)), y)
     w_evidence, b_evidence = fit_logistic(x, y)
     print(f"evidence model: {len(y)} questions; leave-one-article-out AUC {auc:.3f}", file=sys.stderr)
     print(json.dumps({
@@ -148,6 +159,7 @@ def main() -> None:
         "evidence_weights": dict(zip(EVIDENCE_FEATURES, (round(float(v), 3) for v in w_evidence))),
         "evidence_bias": round(b_evidence, 3),
         "cross_validated_auc": round(auc, 4),
+        "no_answer_threshold": round(threshold, 3),
     }, indent=1))
 
 

@@ -9,9 +9,10 @@ Each size is indexed twice, exact (``exact_limit=n``) and approximate (``exact_l
 sides of ``rag.vectors.EXACT_LIMIT`` show; "chosen" marks what ``build_vector_index`` picks by
 default. Per index: build seconds (2 threads); p50/p95 wall and p95 CPU time of 200 single-query
 ``rag.vectors.search`` calls (k=10, one thread, after 20 warm-up queries), queries being fresh
-draws from the mixture; recall@10 against exact search; index file size; and the resident memory
-(VmRSS from /proc, so Linux only) of a fresh process that loads the index and the metadata and
-answers the same 200 queries, once with the index read into memory and once memory-mapped.
+draws from the mixture; recall@10 against exact search; the largest error of a returned score
+against the exact cosine; index file size; and the resident memory (VmRSS from /proc, so Linux
+only) of a fresh process that loads the index and the metadata and answers the same 200 queries,
+once with the index read into memory and once memory-mapped.
 On a machine shared with other jobs the wall-time tail includes waits for a core; CPU time does not.
 
 Usage: .venv/bin/python bench/scale.py [--sizes 10000,1000000 | --quick] [--json PATH]
@@ -96,6 +97,7 @@ class Row:
     p95_ms: float
     cpu_p95_ms: float
     recall_at_10: float
+    score_error: float
     index_mb: float
     metadata_mb: float
     memory: dict[str, float]  # fresh-process memory after loading the index into memory
@@ -127,8 +129,8 @@ def _megabytes(path: Path) -> float:
     return path.stat().st_size / MB
 
 
-def time_searches(index: faiss.Index, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Wall and CPU seconds taken by each query searched alone on one thread, and its top-K ids.
+def time_searches(index: faiss.Index, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Wall and CPU seconds taken by each query searched alone on one thread, its top-K scores and ids.
 
     CPU time leaves out the time the thread waited for a core, which a shared machine adds to the wall time.
     """
@@ -136,13 +138,14 @@ def time_searches(index: faiss.Index, queries: np.ndarray) -> tuple[np.ndarray, 
         vectors.search(index, query[None, :], K)
     wall = np.empty(len(queries))
     cpu = np.empty(len(queries))
+    scores = np.empty((len(queries), K), np.float32)
     ids = np.empty((len(queries), K), np.int64)
     for i, query in enumerate(queries):
         wall_start, cpu_start = time.perf_counter(), time.thread_time()
-        _, found = vectors.search(index, query[None, :], K)
+        found_scores, found = vectors.search(index, query[None, :], K)
         wall[i], cpu[i] = time.perf_counter() - wall_start, time.thread_time() - cpu_start
-        ids[i] = found[0]
-    return wall, cpu, ids
+        scores[i], ids[i] = found_scores[0], found[0]
+    return wall, cpu, scores, ids
 
 
 def _percentile_ms(seconds: np.ndarray, q: int) -> float:
@@ -151,6 +154,12 @@ def _percentile_ms(seconds: np.ndarray, q: int) -> float:
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(np.intersect1d(f, t)) / K for f, t in zip(found, truth)]))
+
+
+def score_error(scores: np.ndarray, ids: np.ndarray, corpus: np.ndarray, queries: np.ndarray) -> float:
+    """Largest difference between a returned score and the exact cosine of that query and vector."""
+    exact = np.einsum("qkd,qd->qk", corpus[ids], queries)
+    return float(np.abs(scores - exact)[ids >= 0].max())
 
 
 def memory_status() -> dict[str, float]:
@@ -190,7 +199,7 @@ def bench_index(n: int, exact_limit: int, corpus: np.ndarray, queries: np.ndarra
     index = vectors.build_vector_index(corpus, exact_limit=exact_limit)
     build_s = time.perf_counter() - start
     faiss.omp_set_num_threads(1)
-    wall, cpu, found = time_searches(index, queries)
+    wall, cpu, scores, found = time_searches(index, queries)
     index_file = directory / "chunks.faiss"
     vectors.save_vector_index(index, index_file)
     name = type(index).__name__
@@ -198,7 +207,8 @@ def bench_index(n: int, exact_limit: int, corpus: np.ndarray, queries: np.ndarra
     row = Row(vectors=n, index=name, chosen=(exact_limit == n) == (n <= vectors.EXACT_LIMIT), build_s=build_s,
               p50_ms=_percentile_ms(wall, 50), p95_ms=_percentile_ms(wall, 95),
               cpu_p95_ms=_percentile_ms(cpu, 95),
-              recall_at_10=recall(found, truth), index_mb=_megabytes(index_file), metadata_mb=metadata_mb,
+              recall_at_10=recall(found, truth), score_error=score_error(scores, found, corpus, queries),
+              index_mb=_megabytes(index_file), metadata_mb=metadata_mb,
               memory=measure_memory(directory, index_file, mmap=False),
               memory_mmap=measure_memory(directory, index_file, mmap=True))
     index_file.unlink()
@@ -227,12 +237,12 @@ def log(message: str) -> None:
 
 def markdown(rows: list[Row]) -> str:
     header = ["vectors", "index", "chosen", "build s", "p50 ms", "p95 ms", "p95 CPU ms", f"recall@{K}",
-              "index MB", "metadata MB", "RSS MB", "RSS MB mmap (private)"]
+              "score error", "index MB", "metadata MB", "RSS MB", "RSS MB mmap (private)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         cells = [f"{r.vectors:,}", r.index, "yes" if r.chosen else "", f"{r.build_s:.1f}", f"{r.p50_ms:.2f}",
-                 f"{r.p95_ms:.2f}", f"{r.cpu_p95_ms:.2f}", f"{r.recall_at_10:.3f}", f"{r.index_mb:.0f}",
-                 f"{r.metadata_mb:.0f}", f"{r.memory['rss_mb']:.0f}",
+                 f"{r.p95_ms:.2f}", f"{r.cpu_p95_ms:.2f}", f"{r.recall_at_10:.3f}", f"{r.score_error:.4f}",
+                 f"{r.index_mb:.0f}", f"{r.metadata_mb:.0f}", f"{r.memory['rss_mb']:.0f}",
                  f"{r.memory_mmap['rss_mb']:.0f} ({r.memory_mmap['private_mb']:.0f})"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

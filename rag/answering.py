@@ -7,6 +7,7 @@ best quote into a score in [0, 1] that is compared with the abstention threshold
 """
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ WINDOW_WORDS = 6
 EVIDENCE_FEATURES = (
     "dense", "overlap", "passage", "missing_rarest", "missing_in_passage", "typed", "expects_type",
     "span_score", "margin", "bigrams", "negation_mismatch", "name_missing", "number_missing",
+    "name_missing_sentence", "number_missing_sentence", "missing_share", "question_words", "runner_up_overlap",
 )
 RANK_FEATURES = (
     "dense", "overlap", "passage", "typed", "span_score", "bigrams", "missing_rarest", "name_missing",
@@ -51,16 +53,24 @@ class AnswerSettings:
     passages: int = 8  # retrieved chunks whose sentences compete for the quote
     candidates: int = 50  # per retriever, before fusion
     rank_weights: tuple[float, ...] = (
-        3.121, 3.27, 3.599, 0.3, 0.729, 2.378, -0.807, -0.654, -0.481, 0.13)
+        3.125, 3.276, 3.603, 0.206, 0.731, 2.382, -0.809, -0.65, -0.486, 0.129)
     span_weights: tuple[float, ...] = (
-        1.094, 1.128, -0.02, 0.235, -0.215, 0.252, 0.744, 1.164, -0.337, -0.101, 0.448, 0.452, -0.757, 1.409,
-        0.093, 0.148, -1.199, -0.006, 1.362, 0.922)
+        1.09, 1.124, -0.032, 0.227, -0.195, 0.229, 0.754, 1.157, -0.336, -0.11, 0.452, 0.458, -0.759, 1.41,
+        0.096, 0.14, -1.202, -0.007, 1.36, 0.924)
     evidence_weights: tuple[float, ...] = (
-        2.852, -0.674, 1.137, -1.264, 0.15, 0.228, -0.22, 0.047, -0.046, -0.668, -0.721, -0.694, -3.375)
-    evidence_bias: float = -1.113
-    no_answer_threshold: float = 0.5
+        2.313, -0.294, 1.213, -1.339, -0.16, 0.372, -0.215, 0.085, -0.076, -0.788, -0.832, -0.18, -2.171,
+        -0.592, -1.686, 0.294, 0.729, 0.055)
+    evidence_bias: float = -2.533
+    no_answer_threshold: float = 0.548
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
+
+    def __post_init__(self) -> None:
+        for name, features in (("rank_weights", RANK_FEATURES), ("span_weights", SPAN_FEATURES),
+                               ("evidence_weights", EVIDENCE_FEATURES)):
+            if len(getattr(self, name)) != len(features):
+                raise ValueError(f"{name} needs {len(features)} weights ({', '.join(features)}), "
+                                 f"got {len(getattr(self, name))}")
 
 
 @dataclass
@@ -84,9 +94,10 @@ def _sigmoid(x: float) -> float:
 
 
 def contextual_question(question: str, history: list[Turn]) -> str:
-    """The text to search with: a follow-up question carries the earlier question it refers to."""
+    """The text to search with: a follow-up question carries the earlier turn it refers to (its question and
+    answer, which names whom "he" or "it" means)."""
     if history and is_follow_up(question):
-        return f"{history[-1].question} {question}"
+        return " ".join(part for part in (history[-1].question, history[-1].answer, question) if part)
     return question
 
 
@@ -116,25 +127,47 @@ def _head_noun(question: QuestionAnalysis) -> str | None:
                                                               "has", "had", "can", "the", "a"} else None
 
 
-def span_features(text: str, quote_start: int, quote_end: int, span: Span, question: QuestionAnalysis,
-                  anchors: list[tuple[int, int]]) -> np.ndarray | None:
+@dataclass(frozen=True)
+class QuoteContext:
+    """A quote's words with their offsets, and where the question's words fall in it (computed once per quote)."""
+
+    starts: list[int]
+    ends: list[int]
+    words: list[str]
+    anchors: list[int]  # word positions of question words
+    question: QuestionAnalysis
+    head: str | None
+    content: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str, quote_start: int, quote_end: int, question: QuestionAnalysis) -> "QuoteContext":
+        matches = list(_WORD.finditer(text, quote_start, quote_end))
+        words = [m.group().lower() for m in matches]
+        anchors = [i for i, w in enumerate(words) if w in question.words and w not in PRONOUNS and len(w) > 2]
+        content = frozenset(w for w in question.words if w not in PRONOUNS and w not in _WH and len(w) > 2)
+        return cls([m.start() for m in matches], [m.end() for m in matches], words, anchors, question,
+                   _head_noun(question), content or frozenset({""}))
+
+
+def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: Span) -> np.ndarray | None:
     """Features of one candidate answer span, or None when it cannot be the answer (pure)."""
     if span.start < quote_start or span.end > quote_end:
         return None
-    words = _words(text[span.start:span.end])
+    first = bisect.bisect_left(quote.starts, span.start)
+    last = bisect.bisect_right(quote.ends, span.end)  # words first..last-1 lie inside the span
+    words = quote.words[first:last]
+    question = quote.question
     new_words = [w for w in words if w not in question.words and w not in PRONOUNS]
     if not new_words:
         return None
     label = "NP" if span.label == "NP+" else span.label
     typed = label in question.expected
     untyped = not question.expected
-    before_text = _words(text[max(quote_start, span.start - 30):span.start])
-    after = min((len(_words(text[e:span.start])) for _, e in anchors if e <= span.start), default=None)
-    before = min((len(_words(text[span.end:s])) for s, _ in anchors if s >= span.end), default=None)
-    head = _head_noun(question)
-    content = {w for w in question.words if w not in PRONOUNS and w not in _WH and len(w) > 2} or {""}
-    left = set(_words(text[quote_start:span.start])[-WINDOW_WORDS:])
-    right = set(_words(text[span.end:quote_end])[:WINDOW_WORDS])
+    after = min((first - a - 1 for a in quote.anchors if a < first), default=None)
+    before = min((a - last for a in quote.anchors if a >= last), default=None)
+    left = set(quote.words[max(0, first - WINDOW_WORDS):first])
+    right = set(quote.words[last:last + WINDOW_WORDS])
+    head = quote.head
     return np.array([
         typed,
         bool(question.expected) and label == question.expected[0],
@@ -150,29 +183,24 @@ def span_features(text: str, quote_start: int, quote_end: int, span: Span, quest
         math.log1p(len(words)),
         len(words) > 8,
         head is not None and any(w.startswith(head[:5]) for w in words),
-        bool(before_text) and before_text[-1] in PREPOSITIONS,
+        first > 0 and quote.words[first - 1] in PREPOSITIONS,
         (span.start - quote_start) / max(1, quote_end - quote_start),
         span.label == "NP+",
         len(new_words) < len(words),
-        len(content & left) / len(content),
-        len(content & right) / len(content),
+        len(quote.content & left) / len(quote.content),
+        len(quote.content & right) / len(quote.content),
     ], dtype=np.float64)
-
-
-def _anchors(text: str, start: int, end: int, question: QuestionAnalysis) -> list[tuple[int, int]]:
-    return [(m.start() + start, m.end() + start) for m in _WORD.finditer(text[start:end])
-            if m.group().lower() in question.words and m.group().lower() not in PRONOUNS and len(m.group()) > 2]
 
 
 def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], question: QuestionAnalysis,
               weights: tuple[float, ...]) -> tuple[tuple[int, int], float, bool]:
     """The best answer span inside the quote (the quote itself when no candidate fits),
     its score, and whether it has the type the question expects."""
-    anchors = _anchors(text, quote_start, quote_end, question)
+    quote = QuoteContext.of(text, quote_start, quote_end, question)
     w = np.asarray(weights)
     best, best_score, best_typed = (quote_start, quote_end), -math.inf, False
     for span in candidate_spans(text, spans):
-        features = span_features(text, quote_start, quote_end, span, question, anchors)
+        features = span_features(quote, quote_start, quote_end, span)
         if features is None:
             continue
         score = float(features @ w)
@@ -201,15 +229,18 @@ def surface_evidence(question: str, sentence: str, passage: str) -> dict[str, fl
     unanswerable questions): its word pairs are absent, a negation or a name or number is missing."""
     q_words = [w for w in _words(question) if w not in _WH]
     s_words = _words(sentence)
-    passage_words = set(_words(passage))
+    sentence_words, passage_words = set(s_words), set(_words(passage))
     q_pairs = _bigrams(q_words)
     names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-z]+", question)}
     numbers = {w for w in q_words if any(ch.isdigit() for ch in w)}
     return {
         "bigrams": len(q_pairs & _bigrams(s_words)) / len(q_pairs) if q_pairs else 0.0,
-        "negation_mismatch": float(bool(NEGATIONS & set(q_words)) != bool(NEGATIONS & set(s_words))),
+        "negation_mismatch": float(bool(NEGATIONS & set(q_words)) != bool(NEGATIONS & sentence_words)),
         "name_missing": float(bool(names - passage_words)),
         "number_missing": float(bool(numbers - passage_words)),
+        "name_missing_sentence": float(bool(names - sentence_words)),
+        "number_missing_sentence": float(bool(numbers - sentence_words)),
+        "question_words": math.log1p(len(q_words)),
     }
 
 
@@ -235,9 +266,11 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
         span, span_score, typed = pick_span(article.text, sentence.start, sentence.end, index.spans(sid), question,
                                             settings.span_weights)
         found, missing = overlap_score(index, question.tokens, set(tokens))
+        missing_share = 1.0 - found
         _, missing_in_passage = overlap_score(index, question.tokens, passage_tokens[passage_of[sid].chunk_id])
         evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
                     "missing_rarest": missing, "missing_in_passage": missing_in_passage, "typed": float(typed),
+                    "missing_share": missing_share,
                     "expects_type": float(bool(question.expected)), "span_score": span_score,
                     **surface_evidence(question.text, sentence.text, passage_of[sid].chunk.text)}
         rank = float(np.array([evidence[name] for name in RANK_FEATURES]) @ rank_weights)
@@ -246,6 +279,7 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     candidates.sort(key=lambda c: (-c.rank, c.sentence_id))
     for c, following in zip(candidates, candidates[1:] + [None]):
         c.evidence["margin"] = c.rank - (following.rank if following else 0.0)
+        c.evidence["runner_up_overlap"] = following.evidence["overlap"] if following else 0.0
         features = np.array([c.evidence[name] for name in EVIDENCE_FEATURES])
         c.score = _sigmoid(float(features @ np.asarray(settings.evidence_weights)) + settings.evidence_bias)
     return candidates

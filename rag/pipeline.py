@@ -6,6 +6,7 @@ failing the requests in flight: each request keeps the `IndexData` it started wi
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -22,8 +23,9 @@ class Pipeline:
                  answer_settings: AnswerSettings | None = None) -> None:
         self.settings = settings or get_settings()
         self.index_dir = Path(index_dir or self.settings.index_dir)
-        self.answer_settings = answer_settings or AnswerSettings(
-            no_answer_threshold=self.settings.no_answer_threshold)
+        self.answer_settings = answer_settings or AnswerSettings()
+        if self.settings.no_answer_threshold is not None:
+            self.answer_settings = replace(self.answer_settings, no_answer_threshold=self.settings.no_answer_threshold)
         self._index: IndexData | None = None
         self._lock = threading.Lock()
 

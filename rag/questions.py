@@ -21,9 +21,10 @@ _RULES: list[tuple[str, tuple[str, ...]]] = [
     (r"\bwhat (percentage|percent|proportion|share)\b", ("PERCENT", "CARDINAL")),
     (r"\bhow (old|far|large|big|tall|high|fast|heavy|deep|wide)\b", ("QUANTITY", "CARDINAL", "DATE")),
     (r"^(when|in what year|by when)\b|, when\b|\b(what|which) (year|date|day|month|time|century|decade)s?\b", TEMPORAL),
-    (r"\bwhere\b|\b(what|which) (country|countries|city|cities|nation|state|region|place|continent|town|location|colony|province|island|"
-     r"river|mountain|county|district|area|airport|building|stadium|street)\b",
-     PLACE_LIKE),
+    (r"\b(what|which) (country|countries|nation|nations|city|cities|state|states|province|town|colony)\b",
+     ("GPE", "NORP", "LOC")),
+    (r"\bwhere\b|\b(what|which) (region|place|continent|location|island|river|mountain|county|district|area|"
+     r"airport|building|stadium|street)\b", PLACE_LIKE),
     (r"\b(what|which) (party|company|organi[sz]ation|agency|news agency|group|team|university|institution|"
      r"newspaper|outlet|government|firm|body|ministry|court)\b", ORG_LIKE),
     (r"\bwho(m|se)?\b|\b(what|which) (person|man|woman|leader|president|minister|king|queen|author|scientist)\b",

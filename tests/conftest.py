@@ -11,7 +11,7 @@ from rag.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_CORPUS = REPO / "corpus"
-SEED_DIGEST = REPO.parent / "shared" / "seed" / "000_61a9e09eb2a5f23a.txt"
+SEED_DIGEST = REPO / "tests" / "data" / "seed_digest.txt"  # a copy of ../shared/seed/000_61a9e09eb2a5f23a.txt
 
 
 @pytest.fixture(autouse=True)

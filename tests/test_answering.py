@@ -1,7 +1,6 @@
 """The answerer on the seed corpus with the real models: verbatim quotes, corroboration, abstention, follow-ups."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,17 @@ from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
 
 pytestmark = pytest.mark.slow
-DEV_QUESTIONS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev_questions.jsonl"
+QUESTIONS = [
+    "Where are Ishiba and Lee scheduled to meet in mid-June?",
+    "Who succeeded Yoon Suk Yeol as president of South Korea?",
+    "Which country did Lee speak with before China?",
+    "How many minutes did the phone talks last?",
+    "When was Lee inaugurated?",
+    "What did the Moon Jae-in administration prioritize?",
+    "What is the GDP of South Korea?",
+    "How long was the phone call between Ishiba and Lee?",
+    "Who is Lee?", "?", "the", "<script>alert(1)</script>",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +39,7 @@ def assert_verbatim(reply: Reply, pipeline: Pipeline) -> None:
             assert pipeline.article(other.article.id).text[other.quote_start:other.quote_end] == other.quote
 
 
-def dev_questions() -> list[dict]:
-    return [json.loads(line) for line in DEV_QUESTIONS.read_text().splitlines() if line.strip()]
-
-
-@pytest.mark.parametrize("question", [q["question"] for q in dev_questions()] + [
-    "How long was the phone call between Ishiba and Lee?", "Who is Lee?", "?", "the", "<script>alert(1)</script>"])
+@pytest.mark.parametrize("question", QUESTIONS)
 def test_every_quote_and_span_is_a_verbatim_slice_of_its_article(pipeline: Pipeline, question: str) -> None:
     reply = pipeline.ask(question, top_k=10)
     assert_verbatim(reply, pipeline)
