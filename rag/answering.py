@@ -52,6 +52,7 @@ class AnswerSettings:
 
     passages: int = 8  # retrieved chunks whose sentences compete for the quote
     candidates: int = 50  # per retriever, before fusion
+    span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
         3.125, 3.276, 3.603, 0.206, 0.731, 2.382, -0.809, -0.65, -0.486, 0.129)
     span_weights: tuple[float, ...] = (
@@ -246,7 +247,10 @@ def surface_evidence(question: str, sentence: str, passage: str) -> dict[str, fl
 
 def find_candidates(index: IndexData, passages: list[Passage], question: QuestionAnalysis,
                     query_vector: np.ndarray, settings: AnswerSettings) -> list[Candidate]:
-    """Every sentence of the retrieved passages with its evidence, best first."""
+    """The sentences of the retrieved passages with their evidence, best first.
+
+    Every sentence is ranked first without its answer span; only the best `span_sentences` get their span
+    picked and their rank completed, since picking spans is most of the answerer's time."""
     passage_of: dict[int, Passage] = {}
     for p in passages:
         for sid in p.chunk.sentence_ids:
@@ -260,19 +264,24 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     sentence_tokens = lexical.tokenize([s.text for s in sentences])
     passage_tokens = {p.chunk_id: set(t) for p, t in zip(passages, lexical.tokenize([p.chunk.text for p in passages]))}
     rank_weights = np.asarray(settings.rank_weights)
-    candidates = []
+    span_dependent = np.array([name in ("typed", "span_score") for name in RANK_FEATURES])
+    scored = []
     for sid, sentence, cosine, tokens in zip(ids, sentences, dense, sentence_tokens):
+        found, missing = overlap_score(index, question.tokens, set(tokens))
+        _, missing_in_passage = overlap_score(index, question.tokens, passage_tokens[passage_of[sid].chunk_id])
+        evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
+                    "missing_rarest": missing, "missing_in_passage": missing_in_passage, "missing_share": 1.0 - found,
+                    "expects_type": float(bool(question.expected)), "typed": 0.0, "span_score": 0.0,
+                    **surface_evidence(question.text, sentence.text, passage_of[sid].chunk.text)}
+        features = np.array([evidence[name] for name in RANK_FEATURES])
+        scored.append((float(features[~span_dependent] @ rank_weights[~span_dependent]), sid, sentence, evidence))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    candidates = []
+    for _, sid, sentence, evidence in scored[:settings.span_sentences]:
         article = index.sentence_article(sid)
         span, span_score, typed = pick_span(article.text, sentence.start, sentence.end, index.spans(sid), question,
                                             settings.span_weights)
-        found, missing = overlap_score(index, question.tokens, set(tokens))
-        missing_share = 1.0 - found
-        _, missing_in_passage = overlap_score(index, question.tokens, passage_tokens[passage_of[sid].chunk_id])
-        evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
-                    "missing_rarest": missing, "missing_in_passage": missing_in_passage, "typed": float(typed),
-                    "missing_share": missing_share,
-                    "expects_type": float(bool(question.expected)), "span_score": span_score,
-                    **surface_evidence(question.text, sentence.text, passage_of[sid].chunk.text)}
+        evidence.update(typed=float(typed), span_score=span_score)
         rank = float(np.array([evidence[name] for name in RANK_FEATURES]) @ rank_weights)
         candidates.append(Candidate(sid, article, sentence.start, sentence.end, span, span_score, typed, evidence,
                                     rank))

@@ -1,0 +1,60 @@
+"""The 14 dev questions over the seed corpus: are the unanswerable ones declined, the others answered right?
+
+A reply is correct when its top answer (or, leniently, its quote) contains an acceptable answer after
+lower-casing and dropping punctuation and articles, and it cites an article whose title matches.
+It is a smoke signal, not a result (see ../shared/eval/README.md).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rag.index import build_index  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from squad import CACHE, EVAL, normalize_answer  # noqa: E402
+
+
+def seed_pipeline() -> Pipeline:
+    """The repo's corpus indexed under bench/.cache (incremental: a rerun embeds nothing)."""
+    corpus = CACHE / "seed" / "corpus"
+    shutil.rmtree(corpus, ignore_errors=True)
+    shutil.copytree(ROOT / "corpus", corpus)
+    build_index(corpus, CACHE / "seed" / "index", Settings(), progress=False)
+    return Pipeline(index_dir=CACHE / "seed" / "index")
+
+
+def evaluate_dev(pipeline: Pipeline | None = None, verbose: bool = False) -> dict:
+    pipeline = pipeline or seed_pipeline()
+    rows = [json.loads(line) for line in (EVAL / "dev_questions.jsonl").read_text().splitlines() if line.strip()]
+    answered_right = answered_right_strict = declined = answerable = 0
+    for row in rows:
+        reply = pipeline.ask(row["question"])
+        top = reply.answers[0] if reply.answers else None
+        golds = [normalize_answer(a) for a in row["answers"]]
+        if not golds:
+            declined += reply.no_answer
+            outcome = "declined" if reply.no_answer else "answered (wrong: no answer exists)"
+        else:
+            answerable += 1
+            cited = top is not None and any(t in top.article.title for t in row["titles"])
+            strict = top is not None and any(g in normalize_answer(top.text) for g in golds)
+            lenient = top is not None and any(g in normalize_answer(top.quote) for g in golds)
+            right = not reply.no_answer and cited and (strict or lenient)
+            answered_right += right
+            answered_right_strict += right and strict
+            outcome = "right" if right else ("declined" if reply.no_answer else "wrong")
+        if verbose:
+            print(f"{row['id']} {outcome:9s} {row['question']!r} -> {top.text if top else None!r} "
+                  f"({top.score if top else 0:.2f})", file=sys.stderr)
+    return {"answerable": answerable, "answered_right": answered_right, "answered_right_span": answered_right_strict,
+            "unanswerable": len(rows) - answerable, "declined": declined}
+
+
+if __name__ == "__main__":
+    print(json.dumps(evaluate_dev(verbose=True), indent=1))
