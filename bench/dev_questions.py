@@ -6,6 +6,7 @@ It is a smoke signal, not a result (see ../shared/eval/README.md).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -56,5 +57,20 @@ def evaluate_dev(pipeline: Pipeline | None = None, verbose: bool = False) -> dic
             "unanswerable": len(rows) - answerable, "declined": declined}
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="(the same: the set is tiny)")
+    parser.add_argument("--json", type=Path, help="save the results here")
+    args = parser.parse_args()
+    results = evaluate_dev(verbose=True)
+    print("## Dev questions on the seed corpus (a smoke signal: 14 questions)\n")
+    print("| answerable answered right (quote or span) | of which by the span | unanswerable declined |")
+    print("|---|---|---|")
+    print(f"| {results['answered_right']} / {results['answerable']} | {results['answered_right_span']} | "
+          f"{results['declined']} / {results['unanswerable']} |\n")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
 if __name__ == "__main__":
-    print(json.dumps(evaluate_dev(verbose=True), indent=1))
+    main()

