@@ -156,7 +156,8 @@ def _print_reply(reply) -> None:
         a, b = answer.answer_start - answer.quote_start, answer.answer_end - answer.quote_start
         marked = quote[:a] + click.style(quote[a:b], bold=True, underline=True) + quote[b:]
         if not reply.no_answer:
-            click.echo(f"{number}. {click.style(answer.text, bold=True)}  (score {answer.score:.2f})")
+            weak = ", weak match" if answer.weak else ""
+            click.echo(f"{number}. {click.style(answer.text, bold=True)}  (score {answer.score:.2f}{weak})")
         click.echo(f"   \u201c{marked}\u201d")
         art = answer.article
         click.echo(f"   \u2014 {art.source}, {art.published or 'undated'}: {art.title}")

@@ -26,7 +26,11 @@ class IndexBusyError(RagError):
     """Another process is building the index."""
 
 
-class ModelMismatchError(RagError):
+class IndexOutdatedError(RagError):
+    """The index was written by an older version of this program, or with another model: rebuild it."""
+
+
+class ModelMismatchError(IndexOutdatedError):
     """The index was built with another embedding model than the one installed."""
 
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from rag import embedding, lexical, nlp, vectors
 from rag.chunking import chunk_sentences, split_sentences
-from rag.errors import ArticleFormatError, IndexBusyError, IndexNotBuiltError, ModelMismatchError
+from rag.errors import ArticleFormatError, IndexBusyError, IndexNotBuiltError, IndexOutdatedError, ModelMismatchError
 from rag.ingest import content_hash, scan_corpus
 from rag.settings import Settings
 from rag.types import Article, Chunk, Sentence, Span
@@ -150,6 +150,10 @@ def current_build(index_dir: Path) -> Path | None:
 
 
 def check_model(manifest: dict) -> None:
+    """An index is only served by the program and model that wrote it (vectors from two models do not mix)."""
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexOutdatedError(f"the index has format {manifest.get('format')}, this version reads format "
+                                 f"{FORMAT_VERSION}: run `rag index` to rebuild it")
     installed = embedding.model_identity()
     if manifest.get("model") != installed:
         raise ModelMismatchError(
@@ -161,9 +165,8 @@ def load_index(index_dir: Path) -> IndexData:
     build = current_build(index_dir)
     if build is None:
         raise IndexNotBuiltError(str(index_dir))
-    data = IndexData(build)
-    check_model(data.manifest)
-    return data
+    check_model(json.loads((build / "manifest.json").read_text()))
+    return IndexData(build)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Index builds with the real model: offsets, incremental updates, bad files, crashes, concurrent builds."""
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag import embedding, index as index_module
-from rag.errors import IndexBusyError, IndexNotBuiltError
+from rag.errors import IndexBusyError, IndexNotBuiltError, IndexOutdatedError
 from rag.index import build_index, build_lock, load_index
 
 pytestmark = pytest.mark.slow
@@ -156,6 +157,17 @@ def test_a_second_concurrent_build_fails_with_a_clear_message(seed_corpus, built
         release.set()
         holder.join()
     assert load_index(built).articles
+
+
+def test_an_index_of_an_older_format_is_not_served_but_rebuilt(seed_corpus, built, settings) -> None:
+    manifest_path = load_index(built).directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "format": 0}))
+    with pytest.raises(IndexOutdatedError, match="run `rag index` to rebuild"):
+        load_index(built)
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert report.rebuilt_all == "index format changed"
+    assert len(load_index(built).articles) == 5
 
 
 def test_loading_before_any_build_says_to_run_rag_index(tmp_path: Path) -> None:

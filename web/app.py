@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from rag.errors import ArticleNotFoundError, IndexNotBuiltError, ModelMismatchError
+from rag.errors import ArticleNotFoundError, IndexNotBuiltError, IndexOutdatedError
 from rag.pipeline import Pipeline
 from rag.serialize import reply_to_dict
 from rag.types import Article
@@ -216,7 +216,7 @@ def _chat_page(request: Request, pipeline: Pipeline, question: str | None, histo
     try:
         context["outlets"] = _outlets(pipeline)
         turns = [t for t in (earlier_reply(pipeline, state) for state in history[-MAX_HISTORY:]) if t]
-    except (IndexNotBuiltError, ModelMismatchError) as error:
+    except (IndexNotBuiltError, IndexOutdatedError) as error:
         return _render(request, "chat.html", {**context, "error": str(error)}, status_code=503)
     context["turns"] = turns
     if question is None:
@@ -230,7 +230,7 @@ def _chat_page(request: Request, pipeline: Pipeline, question: str | None, histo
         return _render(request, "chat.html", {**context, "error": message}, status_code=422)
     try:
         reply = pipeline.ask(body.question, body.turns(), body.top_k, body.filters.to_filters())
-    except (IndexNotBuiltError, ModelMismatchError) as error:
+    except (IndexNotBuiltError, IndexOutdatedError) as error:
         return _render(request, "chat.html", {**context, "error": str(error)}, status_code=503)
     turns.append(reply_to_dict(reply))
     return _render(request, "chat.html", {**context, "question": ""})
@@ -248,7 +248,7 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
                   lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(IndexNotBuiltError, _no_index)
-    app.add_exception_handler(ModelMismatchError, _no_index)
+    app.add_exception_handler(IndexOutdatedError, _no_index)
     app.add_exception_handler(ArticleNotFoundError, _not_found)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -305,7 +305,7 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
     def healthz(pipeline: PipelineDep) -> dict:
         try:
             index = pipeline.index()
-        except (IndexNotBuiltError, ModelMismatchError) as error:
+        except (IndexNotBuiltError, IndexOutdatedError) as error:
             return {"status": "no index", "articles": 0, "chunks": 0, "built": None, "message": str(error)}
         return {"status": "ok", "articles": len(index.articles), "chunks": len(index.chunk_table),
                 "built": index.build_time}
