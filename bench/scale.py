@@ -272,7 +272,13 @@ def main() -> None:
     queries = mixture.sample(QUERIES, np.random.default_rng(1))
     with tempfile.TemporaryDirectory(prefix="rag-scale-") as workdir:
         rows = [row for n in args.sizes for row in bench_size(n, mixture, queries, Path(workdir))]
+    print(f"## Vector search at scale: synthetic clustered {DIM}-d vectors, {QUERIES} single queries, k={K}\n")
     print(markdown(rows))
+    interpreter_mb = rows[0].memory["interpreter_mb"]
+    print(f"\nchosen: what build_vector_index picks by default (exact up to {vectors.EXACT_LIMIT:,} vectors, "
+          f"IVF nprobe {vectors.NPROBE} above). RSS: a fresh process holding the index and the metadata after "
+          f"the queries (the interpreter with numpy and faiss alone: {interpreter_mb:.0f} MB); mmap: "
+          f"load_vector_index(mmap=True), private = RssAnon.")
     if args.json:
         settings = {"dim": DIM, "k": K, "queries": QUERIES, "exact_limit": vectors.EXACT_LIMIT,
                     "nprobe": vectors.NPROBE, "build_threads": BUILD_THREADS, "search_threads": 1}

@@ -8,12 +8,12 @@ tuning. Above it a linear scan misses the latency budget and float32 storage mis
 the memory budget (1M x 384 is 1.5 GB on its own), so the vectors go into an
 inverted file over 8-bit scalar-quantised residuals (``IVF<sqrt n>,SQ8``): 384 B per
 vector, and a search scans the ``nprobe`` lists whose centroids are nearest the query.
-HNSW over the same SQ8 codes (M=32, efConstruction 40) was rejected: on the same 1M
-vectors it took 19.5 min to build instead of 38 s, wrote 656 MB instead of 375 MB,
+HNSW over the same SQ8 codes (M=32, efConstruction 40) was rejected: on 1M vectors
+of the same kind it took 19.5 min to build instead of 38 s, wrote 656 MB instead of 375 MB,
 and reached recall@10 0.952 at efSearch 128 (0.961 at 256) instead of 0.980.
 Numbers come from ``bench/scale.py`` (synthetic clustered 384-d vectors, 2-core machine
 shared with other jobs, single-query search on one thread); the HNSW and nprobe 8
-figures from one-off runs on the same vectors.
+figures from one-off runs on vectors from the same mixture.
 """
 from __future__ import annotations
 
