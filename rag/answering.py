@@ -54,7 +54,7 @@ class AnswerSettings:
     """Weights of the answerer; the fitted ones come from bench/fit_answerer.py."""
 
     passages: int = 8  # retrieved chunks whose sentences compete for the quote
-    candidates: int = 50  # per retriever, before fusion
+    candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
         2.705, 3.092, 2.785, 0.185, 0.688, 2.265, -0.855, -0.664, -0.402, 0.028)

@@ -26,7 +26,6 @@ class Settings(BaseSettings):
 
     # Retrieval and answering.
     top_k: int = Field(3, ge=1, le=10)
-    retrieve_candidates: int = Field(50, ge=1)
     no_answer_threshold: float | None = Field(None, ge=0, le=1)  # None: the measured default in AnswerSettings
 
 
