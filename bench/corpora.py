@@ -1,6 +1,6 @@
 """Corpora for the benchmarks, made only from public evaluation data and the seed articles.
 
-Every corpus is written as one JSONL file under ``bench/.cache/<name>/corpus`` and indexed with
+Every corpus is written as JSONL files under ``bench/.cache/<name>/corpus`` and indexed with
 ``rag.index.build_index`` into ``bench/.cache/<name>/index``. The build is incremental, so a rerun
 finds every article unchanged and embeds nothing. Sources:
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import statistics
 import sys
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,7 @@ from rag.settings import Settings  # noqa: E402
 EVAL = ROOT.parent / "shared" / "eval"
 CACHE = ROOT / "bench" / ".cache"
 SQUAD_FILES = ("xquad.en.json", "squad_v2_dev_5articles.json")
+SHARD_BYTES = 1_000_000  # below rag's per-file limit (Settings.max_article_bytes)
 TITLE_WORDS = 8  # a document without a title is titled by its first words
 
 Record = dict[str, str]  # one JSONL line: id, title, source, text (and optional article fields)
@@ -118,17 +120,33 @@ def describe(records: list[Record]) -> str:
     return ", ".join(f"{len(v)} {k} (mean {statistics.mean(v):,.0f} chars)" for k, v in by_source.items())
 
 
-def write_corpus(corpus_dir: Path, records: list[Record]) -> Path:
-    """Write the records as the corpus' only file (rewritten only when its content changes)."""
+def write_corpus(corpus_dir: Path, records: list[Record]) -> list[Path]:
+    """Write the records as JSONL files of at most SHARD_BYTES each, the corpus' only files.
+
+    rag applies its per-article size limit to whole files, so one large JSONL would be rejected.
+    A file is rewritten only when its content changes.
+    """
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    path = corpus_dir / "articles.jsonl"
-    content = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    if not path.exists() or path.read_text(encoding="utf-8") != content:
-        path.write_text(content, encoding="utf-8")
+    shards: list[list[str]] = [[]]
+    size = 0
+    for r in records:
+        line = json.dumps(r, ensure_ascii=False) + "\n"
+        if shards[-1] and size + len(line.encode()) > SHARD_BYTES:
+            shards.append([])
+            size = 0
+        shards[-1].append(line)
+        size += len(line.encode())
+    paths = []
+    for number, lines in enumerate(shards, start=1):
+        path = corpus_dir / f"articles-{number:04d}.jsonl"
+        content = "".join(lines)
+        if not path.exists() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+        paths.append(path)
     for other in corpus_dir.iterdir():
-        if other != path:
+        if other not in paths:
             other.unlink()
-    return path
+    return paths
 
 
 def build_cached_index(name: str, records: list[Record], settings: Settings | None = None
@@ -153,6 +171,16 @@ def query_vectors(name: str, texts: list[str]) -> np.ndarray:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, vectors)
     return vectors
+
+
+def machine_load() -> dict[str, float]:
+    """Cores and 1-minute load average: timings on a shared machine mean little without them."""
+    return {"cores": os.cpu_count() or 0, "load_average": os.getloadavg()[0]}
+
+
+def load_line(before: dict[str, float]) -> str:
+    return (f"Machine: {before['cores']} cores; 1-minute load average {before['load_average']:.2f} at start, "
+            f"{machine_load()['load_average']:.2f} at the end.")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from corpora import CACHE, Record, describe, markdown_table, mixed_records, write_corpus
+from corpora import CACHE, Record, describe, load_line, machine_load, markdown_table, mixed_records, write_corpus
 
 import rag.index  # noqa: E402
 import rag.nlp  # noqa: E402
@@ -122,6 +122,7 @@ def main() -> None:
     if n < 1 or scale < 1:
         parser.error(f"--articles and --scale must be >= 1, got {n} and {scale}")
 
+    machine = machine_load()
     mix = mixed_records(max(n, scale + 1))
     loads = load_models()
     fresh = throughput(mix[:n])
@@ -152,10 +153,11 @@ def main() -> None:
          "write s", "chunks in index"],
         [[name, r["seconds"], len(r["added"]), len(r["removed"]), r["embedded_chunks"], r["embedded_sentences"],
           r["model_seconds"], r["stages"].get("spacy", 0.0), r["stages"].get("write", 0.0), r["total_chunks"]]
-         for name, r in steps.items()]))
+         for name, r in steps.items()]) + "\n")
+    print(load_line(machine))
     if args.json:
-        args.json.write_text(json.dumps({"quick": args.quick, "model_load_seconds": loads, "throughput": fresh,
-                                         "incremental": steps}, indent=1))
+        args.json.write_text(json.dumps({"quick": args.quick, "machine": machine, "model_load_seconds": loads,
+                                         "throughput": fresh, "incremental": steps}, indent=1))
 
 
 if __name__ == "__main__":

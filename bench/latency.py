@@ -1,6 +1,6 @@
 """Latency of answering a question: `/ask` over HTTP on the seed corpus, and `Pipeline.ask` in process.
 
-The seed articles (the repository's corpus/) are indexed into bench/.cache/seed/index (incremental, so
+The seed articles (the repository's corpus/) are indexed into bench/.cache/latency/index (incremental, so
 reruns embed nothing). `rag serve --index ... --port ...` is started as a subprocess on a free port;
 once /healthz says ok and a few warm-up requests have been answered:
 
@@ -12,7 +12,10 @@ once /healthz says ok and a few warm-up requests have been answered:
 
 Then the same questions through `Pipeline.ask` in this process, with its models warmed up.
 
-Usage: .venv/bin/python bench/latency.py [--quick] [--json PATH]
+`--index DIR` serves another built index instead (the questions stay the same), to see how latency
+grows with the corpus.
+
+Usage: .venv/bin/python bench/latency.py [--quick] [--index DIR] [--json PATH]
 """
 from __future__ import annotations
 
@@ -29,9 +32,9 @@ from typing import TextIO
 
 import httpx
 
-from corpora import CACHE, EVAL, ROOT, markdown_table, percentile
+from corpora import CACHE, EVAL, ROOT, load_line, machine_load, markdown_table, percentile
 
-from rag.index import build_index  # noqa: E402
+from rag.index import build_index, load_index  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -129,16 +132,20 @@ def concurrent_load(base_url: str, texts: list[str], seconds: float, clients: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20 questions, 3 s of concurrent load")
+    parser.add_argument("--index", type=Path, help="serve this built index instead of the seed corpus' "
+                        "(e.g. bench/.cache/scale1000/index from bench/indexing.py)")
     parser.add_argument("--json", type=Path, help="save the results here")
     args = parser.parse_args()
     n_questions, load_seconds = (20, 3.0) if args.quick else (100, 15.0)
     texts = questions(n_questions)
 
-    index_dir = CACHE / "seed" / "index"
-    build = build_index(ROOT / "corpus", index_dir, Settings(), progress=False)
+    index_dir = (args.index or CACHE / "latency" / "index").resolve()
+    if args.index is None:
+        build_index(ROOT / "corpus", index_dir, Settings(), progress=False)
+    counts = load_index(index_dir).manifest["counts"]
     port = free_port()
-    results: dict = {"articles": len(build.added) + len(build.changed) + len(build.unchanged), "chunks": build.chunks}
-    with open(CACHE / "seed" / "server.log", "w") as log:
+    results: dict = {"machine": machine_load(), "index": str(index_dir), "articles": counts["articles"], "chunks": counts["chunks"]}
+    with open(index_dir.parent / "server.log", "w") as log:
         started = time.perf_counter()
         server = start_server(index_dir, port, log)
         results["server_start_s"] = time.perf_counter() - started
@@ -166,7 +173,8 @@ def main() -> None:
     results["in_process"] = summary(in_process)
 
     seq, conc, local = results["sequential"], results["concurrent"], results["in_process"]
-    print(f"## /ask latency on the seed corpus ({results['articles']} articles, {results['chunks']} chunks)\n")
+    shown = index_dir.relative_to(ROOT) if index_dir.is_relative_to(ROOT) else index_dir
+    print(f"## /ask latency on {shown} ({results['articles']} articles, {results['chunks']} chunks)\n")
     print(markdown_table(
         ["measure", "requests", "req/s", "p50 ms", "p95 ms", "mean ms"],
         [["HTTP, one at a time", seq["n"], "", seq["p50_ms"], seq["p95_ms"], seq["mean_ms"]],
@@ -177,7 +185,8 @@ def main() -> None:
         ["start until /healthz ok (s)", results["server_start_s"]],
         ["RSS after warm-up (MB)", results["rss_after_warm_up_mb"]],
         ["peak RSS, VmHWM (MB)", results["peak_rss_mb"]],
-        ["errors under load", conc["errors"]]]))
+        ["errors under load", conc["errors"]]]) + "\n")
+    print(load_line(results["machine"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -90,7 +90,7 @@ class IndexData:
         self.span_labels = self.manifest["span_labels"]
         self.chunk_vectors = np.load(directory / "chunk_vectors.npy", mmap_mode="r")
         self.sentence_vectors = np.load(directory / "sentence_vectors.npy", mmap_mode="r")
-        self.vector_index = vectors.load_vector_index(directory / "chunks.faiss")
+        self.vector_index = vectors.load_vector_index(directory / "chunks.faiss", mmap=True)
         self.bm25 = lexical.load_bm25(directory / "bm25") if len(self.chunk_table) else None
         self.chunk_article = self.chunk_table[:, 0]
         self.document_frequency = json.loads((directory / "df.json").read_text())
@@ -204,6 +204,8 @@ def _process(articles: list[Article], settings: Settings, report: BuildReport, p
     chunk_texts = [a.text[s:e] for a, (_, chunks) in zip(articles, layouts) for s, e, _, _ in chunks]
     sentence_texts = [a.text[s:e] for a, (sents, _) in zip(articles, layouts) for s, e in sents]
     sentence_offsets = [int(s) for _, (sents, _) in zip(articles, layouts) for s, _ in sents]
+    if chunk_texts:
+        embedding.get_model()  # loading is not embedding: keep it out of model_seconds
     started = time.perf_counter()
     chunk_vectors = _embed_batches(chunk_texts, settings, progress, "embedding chunks")
     sentence_vectors = _embed_batches(sentence_texts, settings, progress, "embedding sentences")

@@ -109,11 +109,13 @@ def _parse_json(raw: str, stem: str, path: str) -> list[Article]:
     return [_parse_json_object(data, stem, path)]
 
 
-def _parse_jsonl(raw: str, stem: str, path: str) -> list[Article]:
+def _parse_jsonl(raw: str, stem: str, path: str, max_bytes: int) -> list[Article]:
     articles = []
     for number, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
+        if len(line.encode()) > max_bytes:
+            raise ArticleFormatError(f"{path}:{number}", f"line is over the {max_bytes:,}-byte limit for one article")
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as error:
@@ -129,7 +131,7 @@ def _parse_text(raw: str, stem: str, path: str) -> list[Article]:
     return [article_from_fields({"title": title}, body, stem, path)]
 
 
-_PARSERS = {".json": _parse_json, ".jsonl": _parse_jsonl, ".txt": _parse_text}
+_PARSERS = {".json": _parse_json, ".txt": _parse_text}
 
 
 def read_article_file(path: Path, root: Path | None = None, max_bytes: int = 2_000_000) -> list[Article]:
@@ -139,7 +141,7 @@ def read_article_file(path: Path, root: Path | None = None, max_bytes: int = 2_0
     if suffix not in SUPPORTED_SUFFIXES:
         raise ArticleFormatError(shown, f"unsupported file type {suffix or '(none)'}; use .md, .json, .jsonl or .txt")
     size = path.stat().st_size
-    if size > max_bytes:
+    if size > max_bytes and suffix != ".jsonl":  # a JSONL file holds many articles: its lines are checked instead
         raise ArticleFormatError(shown, f"file is {size:,} bytes, over the {max_bytes:,}-byte limit for one article")
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
@@ -149,6 +151,8 @@ def read_article_file(path: Path, root: Path | None = None, max_bytes: int = 2_0
     except UnicodeDecodeError as error:
         raise ArticleFormatError(shown, f"not UTF-8 text (byte {error.start})") from None
     stem = slugify(path.stem, max_length=120)
+    if suffix == ".jsonl":
+        return _parse_jsonl(raw, stem, shown, max_bytes)
     parse = _parse_markdown if suffix in MARKDOWN_SUFFIXES else _PARSERS[suffix]
     return parse(raw, stem, shown)
 
