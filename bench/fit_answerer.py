@@ -8,9 +8,11 @@
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -125,6 +127,10 @@ def balanced_threshold(scores: np.ndarray, answerable: np.ndarray) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="(the same: it takes about a minute)")
+    parser.add_argument("--json", type=Path, help="also save the fitted weights and measures here")
+    args = parser.parse_args()
     settings = AnswerSettings()
     v2_articles, v2_questions = load_squad(EVAL / "squad" / "squad_v2_dev_5articles.json")
     xquad_articles, _ = load_squad(EVAL / "squad" / "xquad.en.json")
@@ -153,14 +159,26 @@ def main() -> None:
     threshold = balanced_threshold(1 / (1 + np.exp(-held_out_scores)), y)
     w_evidence, b_evidence = fit_logistic(x, y)
     print(f"evidence model: {len(y)} questions; leave-one-article-out AUC {auc:.3f}", file=sys.stderr)
-    print(json.dumps({
+    fit = {
         "span_weights": dict(zip(SPAN_FEATURES, fitted.span_weights)),
         "rank_weights": dict(zip(RANK_FEATURES, fitted.rank_weights)),
         "evidence_weights": dict(zip(EVIDENCE_FEATURES, (round(float(v), 3) for v in w_evidence))),
         "evidence_bias": round(b_evidence, 3),
         "cross_validated_auc": round(auc, 4),
         "no_answer_threshold": round(threshold, 3),
-    }, indent=1))
+        "in_use": {"rank_top1": span_accuracy(rank_groups, np.asarray(settings.rank_weights)),
+                   "span_f1": span_accuracy(groups, np.asarray(settings.span_weights))},
+    }
+    print("## Fitting the answerer on SQuAD v2 (bench/fit_answerer.py)\n")
+    print("| measure | value |\n|---|---|")
+    print(f"| span model: mean F1 of the chosen span in the gold sentence ({len(groups)} questions, training) | "
+          f"{fit['in_use']['span_f1']:.3f} |")
+    print(f"| rank model: top sentence holds the answer ({len(rank_groups)} questions, training) | "
+          f"{fit['in_use']['rank_top1']:.3f} |")
+    print(f"| evidence model: abstention AUC, leave-one-article-out ({len(y)} questions) | {auc:.3f} |")
+    print(f"| threshold at the best balanced accuracy of those held-out scores | {threshold:.3f} |\n")
+    if args.json:
+        args.json.write_text(json.dumps(fit, indent=1))
 
 
 if __name__ == "__main__":
