@@ -196,9 +196,9 @@ def main() -> None:
                                                and r["setting"] == m and r["candidates"] == n) for m in ("dense", "bm25")]
                           for qs in sets for n in CANDIDATES]) + "\n")
     embedding.embed_query("warm up")
-    latency = [search_latency(qs, [beir_query for beir_query in datasets[qs.name].queries.values()])
+    latency = [search_latency(qs, list(datasets[qs.name].queries.values()))
                for qs in sets if qs.name in TEST_SETS]
-    print(f"## Hybrid search latency with the defaults (query embedding included, one at a time)\n")
+    print("## Hybrid search latency with the defaults (query embedding included, one at a time)\n")
     print(markdown_table(["dataset", "queries", "p50 ms", "p95 ms"],
                          [[r["dataset"], r["queries"], r["p50_ms"], r["p95_ms"]] for r in latency]) + "\n")
     meeting = [e for e in table if e["meets"]]
