@@ -30,6 +30,7 @@ from corpora import beir_records, build_cached_index, markdown_table, percentile
 
 from rag.answering import AnswerSettings  # noqa: E402
 from rag.index import IndexData  # noqa: E402
+from rag.settings import Settings  # noqa: E402
 from rag import embedding  # noqa: E402
 from rag.retrieval import FusionSettings, dense_candidates, fuse, lexical_candidates, retrieve  # noqa: E402
 
@@ -84,9 +85,10 @@ def load_heldout() -> beir.Dataset:
     return beir.Dataset("scifact", beir.load("scifact").docs, queries, {q: qrels[q] for q in queries})
 
 
-def prepare(name: str, dataset: beir.Dataset, index_name: str, depth: int) -> QuerySet:
+def prepare(name: str, dataset: beir.Dataset, index_name: str, depth: int, settings: Settings | None = None
+            ) -> QuerySet:
     """Index the corpus (cached), embed the queries (cached) and fetch every query's candidates."""
-    report, index = build_cached_index(index_name, beir_records(dataset.docs, dataset.name))
+    report, index = build_cached_index(index_name, beir_records(dataset.docs, dataset.name), settings)
     if report.embedded_chunks:
         print(f"{index_name}: indexed {len(dataset.docs)} docs in {report.seconds:.0f}s "
               f"({report.embedded_chunks} chunks, {report.embedded_sentences} sentences embedded)", file=sys.stderr)
