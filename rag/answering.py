@@ -235,12 +235,12 @@ def _bigrams(words: list[str]) -> set[tuple[str, str]]:
     return set(zip(words, words[1:]))
 
 
-def surface_evidence(question: str, sentence: str, passage: str) -> dict[str, float]:
+def surface_evidence(question: str, sentence: str, passage_words: set[str]) -> dict[str, float]:
     """Clues that a question recombines the text's words into something it does not say (SQuAD v2's
     unanswerable questions): its word pairs are absent, a negation or a name or number is missing."""
     q_words = [w for w in _words(question) if w not in _WH]
     s_words = _words(sentence)
-    sentence_words, passage_words = set(s_words), set(_words(passage))
+    sentence_words = set(s_words)
     q_pairs = _bigrams(q_words)
     names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-z]+", question)}
     numbers = {w for w in q_words if any(ch.isdigit() for ch in w)}
@@ -272,17 +272,20 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     dense = np.asarray(index.sentence_vectors[ids]) @ query_vector
     sentences = [index.sentence(sid) for sid in ids]
     sentence_tokens = lexical.tokenize([s.text for s in sentences])
-    passage_tokens = {p.chunk_id: set(t) for p, t in zip(passages, lexical.tokenize([p.chunk.text for p in passages]))}
+    # Per passage, once: the share of the question's rarest word it lacks, and its words.
+    missing_in_passage = {p.chunk_id: overlap_score(index, question.tokens, set(t))[1]
+                          for p, t in zip(passages, lexical.tokenize([p.chunk.text for p in passages]))}
+    passage_words = {p.chunk_id: set(_words(p.chunk.text)) for p in passages}
     rank_weights = np.asarray(settings.rank_weights)
     span_dependent = np.array([name in ("typed", "span_score") for name in RANK_FEATURES])
     scored = []
     for sid, sentence, cosine, tokens in zip(ids, sentences, dense, sentence_tokens):
         found, missing = overlap_score(index, question.tokens, set(tokens))
-        _, missing_in_passage = overlap_score(index, question.tokens, passage_tokens[passage_of[sid].chunk_id])
+        chunk_id = passage_of[sid].chunk_id
         evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
-                    "missing_rarest": missing, "missing_in_passage": missing_in_passage, "missing_share": 1.0 - found,
-                    "expects_type": float(bool(question.expected)), "typed": 0.0, "span_score": 0.0,
-                    **surface_evidence(question.text, sentence.text, passage_of[sid].chunk.text)}
+                    "missing_rarest": missing, "missing_in_passage": missing_in_passage[chunk_id],
+                    "missing_share": 1.0 - found, "expects_type": float(bool(question.expected)), "typed": 0.0,
+                    "span_score": 0.0, **surface_evidence(question.text, sentence.text, passage_words[chunk_id])}
         features = np.array([evidence[name] for name in RANK_FEATURES])
         scored.append((float(features[~span_dependent] @ rank_weights[~span_dependent]), sid, sentence, evidence))
     scored.sort(key=lambda item: (-item[0], item[1]))

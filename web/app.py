@@ -20,7 +20,7 @@ from rag.errors import ArticleNotFoundError, IndexNotBuiltError, IndexOutdatedEr
 from rag.pipeline import Pipeline
 from rag.serialize import reply_to_dict
 from rag.types import Article
-from web.schemas import ArticleFull, ArticleMeta, AskRequest, AskResponse, Health
+from web.schemas import MAX_HISTORY, ArticleFull, ArticleMeta, AskRequest, AskResponse, Health
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -34,7 +34,6 @@ HTML_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Vary": "Accept",
 }
-MAX_HISTORY = 20  # turns sent back as `history`; matches AskRequest's limit
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 
 

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from rag.types import Filters, Turn
 
+MAX_HISTORY = 20  # earlier turns a request may carry
+
 Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
@@ -39,7 +41,7 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"question": "How long was the phone call between Ishiba and Lee?", "top_k": 3}]})
     question: Question
-    history: list[HistoryTurn] = Field(default_factory=list, max_length=20)
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY)
     top_k: int = Field(3, ge=1, le=10)
     filters: FiltersIn | None = None
 
