@@ -71,7 +71,7 @@ def document_ranking(index: IndexData, chunk_ids: list[int]) -> list[str]:
     """Documents in the order of their best chunk (the article id is the BEIR document id)."""
     ranked: dict[str, None] = {}
     for i in chunk_ids:
-        ranked.setdefault(index.articles[int(index.chunk_article[i])].id, None)
+        ranked.setdefault(index.catalog[int(index.chunk_article[i])].id, None)
     return list(ranked)
 
 

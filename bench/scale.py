@@ -1,9 +1,10 @@
 """How rag.vectors indexes scale: build time, latency, recall, disk size and memory, 10k to 1M vectors.
 
 Corpus: synthetic 384-d unit vectors from a clustered mixture (``Mixture``), with the metadata a
-build keeps beside them, written the way ``rag.index`` writes it: article texts in articles.jsonl
-(a chunk's text is a slice of its article's, so it is not stored twice) and one int64 row per chunk
-(article, start, end, first sentence, last sentence + 1) in tables.npz.
+build keeps beside them, written the way ``rag.index`` writes it: article metadata in articles.jsonl,
+their texts in texts.bin (``rag.storage.write_texts``; a chunk's text is a slice of its article's, so it
+is not stored twice) and one int32 row per chunk (article, start, end, first sentence, last sentence + 1)
+in chunks.npy.
 
 Each size is indexed twice, exact (``exact_limit=n``) and approximate (``exact_limit=0``), so both
 sides of ``rag.vectors.EXACT_LIMIT`` show; "chosen" marks what ``build_vector_index`` picks by
@@ -33,6 +34,7 @@ import faiss
 import numpy as np
 
 from rag import vectors
+from rag.storage import TextFile, write_texts
 from rag.types import Article
 
 DIM = 384
@@ -109,20 +111,23 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def write_metadata(directory: Path, n: int, rng: np.random.Generator) -> float:
-    """Write articles.jsonl and tables.npz for n chunks of CHUNK_CHARS characters; return their MB."""
+    """Write articles.jsonl, texts.bin and chunks.npy for n chunks of CHUNK_CHARS characters; return their MB."""
     article_chars = CHUNKS_PER_ARTICLE * CHUNK_CHARS
+    texts = []
     with open(directory / "articles.jsonl", "w", encoding="utf-8") as out:
         for a in range(math.ceil(n / CHUNKS_PER_ARTICLE)):
-            text = ALPHABET[rng.integers(0, len(ALPHABET), article_chars)].tobytes().decode("ascii")
-            article = Article(id=f"a{a:07d}", title=f"Article {a}", source="Synthetic Wire", text=text,
+            texts.append(ALPHABET[rng.integers(0, len(ALPHABET), article_chars)].tobytes().decode("ascii"))
+            article = Article(id=f"a{a:07d}", title=f"Article {a}", source="Synthetic Wire", text="",
                               published="2025-06-05", url=f"https://example.com/news/{a}")
-            out.write(json.dumps(asdict(article)) + "\n")
+            out.write(json.dumps({k: v for k, v in asdict(article).items() if k != "text"}) + "\n")
+    write_texts(directory, texts)
     chunk = np.arange(n)
     position = chunk % CHUNKS_PER_ARTICLE
     table = np.column_stack([chunk // CHUNKS_PER_ARTICLE, position * CHUNK_CHARS, (position + 1) * CHUNK_CHARS,
                              chunk * SENTENCES_PER_CHUNK, (chunk + 1) * SENTENCES_PER_CHUNK])
-    np.savez(directory / "tables.npz", chunks=table.astype(np.int64))
-    return _megabytes(directory / "articles.jsonl") + _megabytes(directory / "tables.npz")
+    np.save(directory / "chunks.npy", table.astype(np.int32))
+    return sum(_megabytes(directory / name) for name in ("articles.jsonl", "texts.bin", "text_offsets.npy",
+                                                         "chunks.npy"))
 
 
 def _megabytes(path: Path) -> float:
@@ -176,13 +181,15 @@ def probe(directory: Path, index_file: Path, mmap: bool) -> dict[str, float]:
     index = vectors.load_vector_index(index_file, mmap=mmap)
     with_index = memory_status()["rss_mb"]
     with open(directory / "articles.jsonl", encoding="utf-8") as lines:
-        articles = [Article(**json.loads(line)) for line in lines]
-    chunks = np.load(directory / "tables.npz")["chunks"]
+        articles = [Article(**json.loads(line), text="") for line in lines]
+    texts = TextFile(directory)
+    chunks = np.load(directory / "chunks.npy")
     served = 0
     for query in np.load(directory / "queries.npy"):
         _, ids = vectors.search(index, query[None, :], K)
         hits = chunks[ids[0][ids[0] >= 0]]
-        served += len([articles[a].text[start:end] for a, start, end, _, _ in hits])
+        served += len([texts[a][start:end] for a, start, end, _, _ in hits.tolist()])
+    assert len(articles) == len(texts)
     return {"interpreter_mb": before, "with_index_mb": with_index, "chunks_served": served, **memory_status()}
 
 

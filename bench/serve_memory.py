@@ -14,19 +14,17 @@ spaCy and the index loaded as in production):
   bench/.cache/serve_memory/large (large-N for other sizes) and remade when FORMAT_VERSION, the model
   or the generator changes.
 
-`write_build` mirrors `rag.index._write_build` but streams the vectors to their .npy files: the real
-function concatenates every article's vectors in memory (and copies them once more), which at 1M chunks
-is over 10 GB. Before each run both writers are given the same few articles and every file they write
-is compared, so a format change in rag/index.py that this script does not follow stops it.
+The build is written by `rag.index._write_build` itself, given a vector writer that streams the random
+vectors to their .npy files (the default one concatenates every article's vectors in memory).
 
 For each setting: time from start until /healthz says ok, 20 `/ask` requests (the dev questions and
 variants of them, as bench/latency.py sends), then VmRSS and VmHWM of the server from /proc/<pid>/status,
 its resident memory split by mapping (/proc/<pid>/smaps: anonymous memory, each index file, shared
 libraries), /ask p50 and the index size on disk. Then more traffic: 300 distinct XQuAD questions (50 with
 --quick) and one question filtered by source, with the memory after each, since touched pages of
-memory-mapped files stay resident. For the large index a fresh process also loads the models and the
-build's files one at a time, as `IndexData.__init__` does, and records the resident memory after each
-step: where the memory goes. Linux only (/proc).
+memory-mapped files stay resident. For the large index a fresh process also loads the models, then the
+index (`IndexData`), then reads a few hundred rows of everything a question reads, and records the
+resident memory after each step: where the memory goes. Linux only (/proc).
 
 Usage: .venv/bin/python bench/serve_memory.py [--chunks N | --quick] [--json PATH]
 """
@@ -38,14 +36,11 @@ import datetime as dt
 import gc
 import hashlib
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -55,10 +50,10 @@ from corpora import CACHE, EVAL, markdown_table, percentile, seed_records, squad
 from latency import ask, free_port, questions, start_server
 from scale import DIM, Mixture
 
-from rag import embedding, lexical, nlp, vectors
+from rag import embedding, nlp
 from rag.chunking import chunk_sentences, split_sentences
-from rag.index import (FORMAT_VERSION, ArticleRows, _assemble, _write_build, analyze, build_index, check_model,
-                       chunker_settings, current_build)
+from rag.index import (FORMAT_VERSION, ArticleRows, IndexData, VectorWriter, _write_build, analyze, build_index,
+                       check_model, chunker_settings, current_build)
 from rag.ingest import content_hash, slugify
 from rag.settings import Settings
 from rag.types import Article
@@ -195,64 +190,6 @@ def synthetic_articles(n_chunks: int, pool: list[PoolSentence], settings: Settin
     return articles, rows
 
 
-VectorWriter = Callable[[Path, int, int], None]  # (build directory, chunks, sentences) -> writes the two .npy
-
-
-def write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRows], hashes: dict[str, str],
-                settings: Settings, write_vectors: VectorWriter, tokenize_batch: int = TOKENIZE_BATCH,
-                progress: bool = True) -> Path:
-    """The files of `rag.index._write_build`, with the vectors written by `write_vectors` straight to disk.
-
-    Same tables (`_assemble`), FAISS index, BM25, df.json, articles.jsonl and manifest; no fsync and no
-    pruning (the cache holds one build). Returns the build directory, which CURRENT names.
-    """
-    say = log if progress else lambda message: None
-    builds = index_dir / "builds"
-    builds.mkdir(parents=True, exist_ok=True)
-    name = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-synthetic"
-    tmp = builds / f".tmp-{name}"
-    tmp.mkdir()
-    try:
-        tables, span_labels, ranges = _assemble(rows)
-        np.savez(tmp / "tables.npz", **tables)
-        say(f"  tables: {', '.join(f'{k} {v.shape}' for k, v in tables.items())}")
-        write_vectors(tmp, len(tables["chunks"]), len(tables["sentences"]))
-        chunk_vectors = np.load(tmp / "chunk_vectors.npy", mmap_mode="r")
-        say("  FAISS index")
-        vectors.save_vector_index(vectors.build_vector_index(chunk_vectors), tmp / "chunks.faiss")
-        del chunk_vectors
-        say("  BM25")
-        chunk_rows = tables["chunks"][:, :3].tolist()
-        del tables
-        tokens: list[list[str]] = []
-        for lo in range(0, len(chunk_rows), tokenize_batch):
-            tokens += lexical.tokenize([articles[a].text[s:e] for a, s, e in chunk_rows[lo:lo + tokenize_batch]])
-        if tokens:
-            lexical.save_bm25(lexical.build_bm25(tokens), tmp / "bm25")
-        (tmp / "df.json").write_text(json.dumps(lexical.document_frequencies(tokens)))
-        del tokens
-        with open(tmp / "articles.jsonl", "w", encoding="utf-8") as out:
-            for article in articles:
-                out.write(json.dumps(dataclasses.asdict(article), ensure_ascii=False) + "\n")
-        manifest = {
-            "format": FORMAT_VERSION,
-            "model": embedding.model_identity(),
-            "chunker": chunker_settings(settings),
-            "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "counts": {"articles": len(articles), "chunks": len(chunk_rows),
-                       "sentences": ranges[-1][1][1] if ranges else 0},
-            "span_labels": span_labels,
-            "articles": {a.id: {"hash": hashes[a.id], "chunks": c, "sentences": s}
-                         for a, (c, s) in zip(articles, ranges)},
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        os.rename(tmp, builds / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    (index_dir / "CURRENT").write_text(name + "\n")
-    return builds / name
-
-
 def random_vector_writer(mixture: Mixture, seed: int) -> VectorWriter:
     """Writes unit vectors drawn from `mixture` into chunk_vectors.npy and sentence_vectors.npy, in batches."""
     def write(directory: Path, n_chunks: int, n_sentences: int) -> None:
@@ -267,53 +204,10 @@ def random_vector_writer(mixture: Mixture, seed: int) -> VectorWriter:
     return write
 
 
-def check_same_format(pool: list[PoolSentence], settings: Settings) -> None:
-    """Write the same few articles with rag.index._write_build and with write_build; every file must match."""
-    articles, rows = synthetic_articles(40, pool, settings, seed=7, progress=False)
-    rng = np.random.default_rng(7)
-    mixture = Mixture.make(rng, topics=4, stories=4)
-    full = [dataclasses.replace(r, chunk_vectors=mixture.sample(len(r.chunks), rng),
-                                sentence_vectors=mixture.sample(len(r.sentences), rng)) for r in rows]
-    hashes = {a.id: content_hash(a) for a in articles}
-
-    def save_vectors(directory: Path, n_chunks: int, n_sentences: int) -> None:
-        np.save(directory / "chunk_vectors.npy", np.concatenate([r.chunk_vectors for r in full]))
-        np.save(directory / "sentence_vectors.npy", np.concatenate([r.sentence_vectors for r in full]))
-
-    with tempfile.TemporaryDirectory(prefix="rag-serve-memory-") as tmp:
-        reference = Path(tmp) / "reference" / "builds" / _write_build(Path(tmp) / "reference", articles, full,
-                                                                      hashes, settings)
-        ours = write_build(Path(tmp) / "ours", articles, rows, hashes, settings, save_vectors, tokenize_batch=7,
-                           progress=False)
-        files = sorted(str(p.relative_to(reference)) for p in reference.rglob("*") if p.is_file())
-        found = sorted(str(p.relative_to(ours)) for p in ours.rglob("*") if p.is_file())
-        if files != found:
-            raise RuntimeError(f"rag.index writes {files}, this script {found}: follow rag/index.py")
-        for name in files:
-            if not _same_file(reference / name, ours / name):
-                raise RuntimeError(f"{name} differs from what rag.index._write_build writes: follow rag/index.py")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.suffix == ".npz":
-        x, y = np.load(a), np.load(b)
-        return x.files == y.files and all(np.array_equal(x[k], y[k]) and x[k].dtype == y[k].dtype for k in x.files)
-    if a.suffix == ".npy":
-        x, y = np.load(a), np.load(b)
-        return x.dtype == y.dtype and np.array_equal(x, y)
-    if a.name == "manifest.json":
-        x, y = json.loads(a.read_text()), json.loads(b.read_text())
-        x.pop("build_time")
-        y.pop("build_time")
-        return x == y
-    return a.read_bytes() == b.read_bytes()
-
-
 def large_index(n_chunks: int, settings: Settings) -> Path:
     """The synthetic index directory of n_chunks chunks, generated unless a matching one is cached."""
     index_dir = WORK / ("large" if n_chunks == DEFAULT_CHUNKS else f"large-{n_chunks}")
     pool, pool_key = sentence_pool()
-    check_same_format(pool, settings)
     wanted = {"generator": GENERATOR_VERSION, "chunks": n_chunks, "format": FORMAT_VERSION,
               "model": embedding.model_identity(), "chunker": chunker_settings(settings), "pool": pool_key}
     stamp = index_dir / "synthetic.json"
@@ -325,7 +219,7 @@ def large_index(n_chunks: int, settings: Settings) -> Path:
     log(f"synthetic index of {n_chunks:,} chunks: composing articles from {len(pool):,} real sentences")
     articles, rows = synthetic_articles(n_chunks, pool, settings)
     hashes = {a.id: content_hash(a) for a in articles}
-    write_build(index_dir, articles, rows, hashes, settings,
+    _write_build(index_dir, articles, rows, hashes, settings,
                 random_vector_writer(Mixture.make(np.random.default_rng(0)), seed=1))
     stamp.write_text(json.dumps(wanted, indent=1))
     log(f"  written in {time.perf_counter() - started:.0f} s")
@@ -391,7 +285,7 @@ def measure_server(name: str, index_dir: Path, texts: list[str], more: list[str]
     check_model(manifest)
     port = free_port()
     result: dict = {"setting": name, "index_dir": str(index_dir), "counts": manifest["counts"],
-                    "spans": int(np.load(build / "tables.npz")["span_ptr"][-1]), "files_mb": files_of(build)}
+                    "spans": manifest["counts"]["spans"], "files_mb": files_of(build)}
     result["disk_mb"] = sum(result["files_mb"].values())
     log(f"{name}: starting rag serve on {result['counts']['chunks']:,} chunks")
     with open(WORK / f"{name}.server.log", "w") as server_log:
@@ -422,14 +316,8 @@ def measure_server(name: str, index_dir: Path, texts: list[str], more: list[str]
 
 
 def probe(build: Path) -> list[dict]:
-    """In this fresh process, load what `rag serve` loads one piece at a time; resident memory after each.
-
-    The index steps follow `IndexData.__init__`; both ways of reading chunks.faiss are tried (mapped first,
-    since memory freed by the other would not all return to the system). Ends with the article metadata
-    alone (text left out), the part of articles.jsonl that must stay in memory for filters and listings.
-    """
+    """In this fresh process, load what `rag serve` loads one piece at a time; resident memory after each."""
     steps: list[dict] = []
-    held: dict[str, object] = {}
 
     def mark(step: str, **detail: float) -> None:
         gc.collect()
@@ -442,32 +330,17 @@ def probe(build: Path) -> list[dict]:
     mark("embedding model (torch, MiniLM)")
     nlp.parse("Who warms up?")
     mark("spaCy model")
-    held["manifest"] = json.loads((build / "manifest.json").read_text())
-    mark("manifest.json parsed", articles_entries=len(held["manifest"]["articles"]))
-    with open(build / "articles.jsonl", encoding="utf-8") as lines:
-        articles = [Article(**json.loads(line)) for line in lines]
-    held["articles"] = articles
-    mark("articles.jsonl as Article objects", text_mb=sum(sys.getsizeof(a.text) for a in articles) / MB,
-         text_chars_m=sum(len(a.text) for a in articles) / 1e6,
-         wide_share=sum(1 for a in articles if sys.getsizeof(a.text) > len(a.text) + 80) / max(1, len(articles)))
-    held["article_index"] = {a.id: i for i, a in enumerate(articles)}
-    mark("article id index (dict)")
-    tables = np.load(build / "tables.npz")
-    held["tables"] = {k: tables[k] for k in tables.files}
-    mark("tables.npz read into memory", **{f"{k}_mb": v.nbytes / MB for k, v in held["tables"].items()})
-    held["vectors"] = [np.load(build / f"{k}_vectors.npy", mmap_mode="r") for k in ("chunk", "sentence")]
-    mark("chunk and sentence vectors memory-mapped")
-    held["faiss_mmap"] = vectors.load_vector_index(build / "chunks.faiss", mmap=True)
-    mark("chunks.faiss, load_vector_index(mmap=True)")
-    held["faiss"] = vectors.load_vector_index(build / "chunks.faiss")
-    mark("chunks.faiss, load_vector_index() (read)")
-    held["bm25"] = lexical.load_bm25(build / "bm25")
-    mark("bm25/ (mmap=True)", vocabulary=len(held["bm25"].vocab_dict))
-    held["df"] = json.loads((build / "df.json").read_text())
-    mark("df.json parsed", tokens=len(held["df"]))
-    with open(build / "articles.jsonl", encoding="utf-8") as lines:
-        held["metadata"] = [Article(**{**json.loads(line), "text": ""}) for line in lines]
-    mark("alternative: article metadata without text")
+    index = IndexData(build)
+    mark("IndexData: catalog, tables in memory, the rest opened", articles=len(index.catalog),
+         tables_mb=sum(t.nbytes for t in (index.chunk_table, index.sentence_table, index.span_ptr)) / MB)
+    rng = np.random.default_rng(0)
+    for i in rng.integers(len(index.chunk_table), size=300).tolist():
+        chunk = index.chunk(i)
+        ids = list(chunk.sentence_ids)
+        index.sentence_vectors[ids]
+        for s in ids:
+            index.spans(s)
+    mark("300 random chunks read with their sentences, vectors and spans")
     return steps
 
 
@@ -507,8 +380,10 @@ def report(results: list[dict], steps: list[dict]) -> str:
     out.append(markdown_table(["index", f"VmRSS MB after {n_more}", "anonymous MB", "/ask p50 ms",
                                "filtered /ask ms", "VmRSS MB after it", "anonymous MB", "VmHWM MB"], rows))
     out.append("\nMemory-mapped files count in VmRSS as far as they have been touched (clean page cache: shared "
-               "and reclaimable, but resident), so VmRSS grows with the variety of questions. A filter makes the "
-               "dense search an exact scan of the admitted chunks' vectors.\n")
+               "and reclaimable, but resident), so VmRSS grows with the variety of questions; rows of the "
+               "tables and vectors are read with pread and do not stay resident. A filter admitting up to 50,000 "
+               "chunks makes the dense search an exact scan of their vectors; a wider one searches the FAISS index "
+               "restricted to them.\n")
 
     kinds = sorted({k for r in results for k in r["resident_by_mapping"]},
                    key=lambda k: -max(r["resident_by_mapping"].get(k, 0) for r in results))

@@ -2,8 +2,12 @@
 
 Layout of an index directory:
     CURRENT               name of the build being served (replaced atomically)
-    builds/<name>/        one complete build: manifest.json, articles.jsonl, tables.npz,
-                          chunk_vectors.npy, sentence_vectors.npy, chunks.faiss, bm25/
+    builds/<name>/        one complete build:
+        manifest.json         format, model, chunker settings, counts, span labels
+        articles.jsonl        article metadata; texts.bin + text_offsets.npy hold the texts
+        hashes.json           content hash per article, to tell what changed
+        chunks.npy, sentences.npy, spans.npy, span_ptr.npy    offset tables (int32; span_ptr int64)
+        chunk_vectors.npy, sentence_vectors.npy, chunks.faiss, bm25/, df.json
     .lock                 held while a build runs
 A build is written beside the served one and switched to by replacing CURRENT, so a crash mid-build
 leaves the previous index serving. Unchanged articles reuse their stored vectors and entities.
@@ -19,7 +23,8 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +35,11 @@ from rag.chunking import chunk_sentences, split_sentences
 from rag.errors import ArticleFormatError, IndexBusyError, IndexNotBuiltError, IndexOutdatedError, ModelMismatchError
 from rag.ingest import content_hash, scan_corpus
 from rag.settings import Settings
+from rag.storage import RowFile, TextFile, write_texts
 from rag.types import Article, Chunk, Sentence, Span
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+TOKENIZE_BATCH = 50_000  # chunk texts per tokenizer call, to bound the memory of big builds
 KEEP_BUILDS = 2  # the served build and the one before it, which in-flight requests may still read
 
 
@@ -74,26 +81,33 @@ def chunker_settings(settings: Settings) -> dict:
 
 
 class IndexData:
-    """A loaded build. Read-only; tables are numpy arrays so a large index costs little memory."""
+    """A loaded build, read-only. Small tables are held in memory; texts, vectors and spans are read from disk
+    by row when a question needs them (rag/storage.py), so a large index costs little memory."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.manifest = json.loads((directory / "manifest.json").read_text())
         with open(directory / "articles.jsonl", encoding="utf-8") as lines:
-            self.articles = [Article(**json.loads(line)) for line in lines]
-        self.article_index = {a.id: i for i, a in enumerate(self.articles)}
-        tables = np.load(directory / "tables.npz")
-        self.chunk_table = tables["chunks"]  # (n, 5): article, start, end, first sentence, last sentence + 1
-        self.sentence_table = tables["sentences"]  # (n, 3): article, start, end
-        self.span_ptr = tables["span_ptr"]  # spans of sentence i are rows span_ptr[i]:span_ptr[i + 1]
-        self.span_table = tables["spans"]  # (k, 5): start, end, "label|dep" code, head start, head end
+            # Metadata only, for filters and listings: the text of article i is read by `article_at(i)`.
+            self.catalog = [Article(**json.loads(line), text="") for line in lines]
+        self.article_index = {a.id: i for i, a in enumerate(self.catalog)}
+        self.chunk_table = np.load(directory / "chunks.npy")  # (n, 5): article, start, end, first sentence, last + 1
+        self.sentence_table = np.load(directory / "sentences.npy")  # (n, 3): article, start, end
+        self.span_ptr = np.load(directory / "span_ptr.npy")  # spans of sentence i: rows span_ptr[i]:span_ptr[i + 1]
+        self.span_table = RowFile(directory / "spans.npy")  # (k, 5): start, end, "label|dep" code, head start, end
         self.span_labels = self.manifest["span_labels"]
-        self.chunk_vectors = np.load(directory / "chunk_vectors.npy", mmap_mode="r")
-        self.sentence_vectors = np.load(directory / "sentence_vectors.npy", mmap_mode="r")
+        self.chunk_vectors = RowFile(directory / "chunk_vectors.npy")
+        self.sentence_vectors = RowFile(directory / "sentence_vectors.npy")
+        self.texts = TextFile(directory)
         self.vector_index = vectors.load_vector_index(directory / "chunks.faiss", mmap=True)
         self.bm25 = lexical.load_bm25(directory / "bm25") if len(self.chunk_table) else None
         self.chunk_article = self.chunk_table[:, 0]
         self.document_frequency = json.loads((directory / "df.json").read_text())
+        self.article_at = lru_cache(maxsize=256)(self._read_article)
+
+    def _read_article(self, i: int) -> Article:
+        """Article i with its text (cached: a question reads the same few articles many times)."""
+        return replace(self.catalog[i], text=self.texts[i])
 
     def idf(self, token: str) -> float:
         return lexical.idf(self.document_frequency, len(self.chunk_table), token)
@@ -103,40 +117,44 @@ class IndexData:
         return self.manifest["build_time"]
 
     def article(self, article_id: str) -> Article:
-        return self.articles[self.article_index[article_id]]
+        return self.article_at(self.article_index[article_id])
 
     def chunk(self, i: int) -> Chunk:
         a, start, end, lo, hi = (int(v) for v in self.chunk_table[i])
-        text = self.articles[a].text
-        return Chunk(self.articles[a].id, start, end, text[start:end], tuple(range(lo, hi)))
+        article = self.article_at(a)
+        return Chunk(article.id, start, end, article.text[start:end], tuple(range(lo, hi)))
 
     def sentence(self, i: int) -> Sentence:
         a, start, end = (int(v) for v in self.sentence_table[i])
-        return Sentence(self.articles[a].id, start, end, self.articles[a].text[start:end])
+        article = self.article_at(a)
+        return Sentence(article.id, start, end, article.text[start:end])
 
     def sentence_article(self, i: int) -> Article:
-        return self.articles[int(self.sentence_table[i, 0])]
+        return self.article_at(int(self.sentence_table[i, 0]))
 
     def spans(self, sentence_id: int) -> list[Span]:
-        rows = self.span_table[self.span_ptr[sentence_id]:self.span_ptr[sentence_id + 1]]
+        rows = self.span_table[int(self.span_ptr[sentence_id]):int(self.span_ptr[sentence_id + 1])]
         return [Span(int(s), int(e), *self.span_labels[int(c)].split("|"), int(hs), int(he))
                 for s, e, c, hs, he in rows]
+
+    def content_hashes(self) -> dict[str, str]:
+        """Article id -> content hash, which a rebuild compares with the corpus (not needed for serving)."""
+        return json.loads((self.directory / "hashes.json").read_text())
 
     def rows_of(self, article_id: str) -> ArticleRows:
         """The stored rows of one article, with sentence numbers made relative to it."""
         a = self.article_index[article_id]
-        c_lo, c_hi = self.manifest["articles"][article_id]["chunks"]
-        s_lo, s_hi = self.manifest["articles"][article_id]["sentences"]
-        chunks = self.chunk_table[c_lo:c_hi, 1:].copy()
+        c_lo, c_hi = (int(v) for v in np.searchsorted(self.chunk_article, [a, a + 1]))
+        s_lo, s_hi = (int(v) for v in np.searchsorted(self.sentence_table[:, 0], [a, a + 1]))
+        chunks = self.chunk_table[c_lo:c_hi, 1:].astype(np.int64)
         chunks[:, 2:] -= s_lo
         p_lo, p_hi = int(self.span_ptr[s_lo]), int(self.span_ptr[s_hi])
+        span_rows = self.span_table[p_lo:p_hi].astype(np.int64)
         span_sentence = np.repeat(np.arange(s_hi - s_lo), np.diff(self.span_ptr[s_lo:s_hi + 1]))
-        spans = np.column_stack([span_sentence, self.span_table[p_lo:p_hi, :2], self.span_table[p_lo:p_hi, 3:]])
-        labels = [self.span_labels[int(c)] for c in self.span_table[p_lo:p_hi, 2]]
-        assert self.articles[a].id == article_id
-        return ArticleRows(self.sentence_table[s_lo:s_hi, 1:].copy(), chunks,
-                           np.array(self.chunk_vectors[c_lo:c_hi]), np.array(self.sentence_vectors[s_lo:s_hi]),
-                           spans, labels)
+        spans = np.column_stack([span_sentence, span_rows[:, :2], span_rows[:, 3:]])
+        labels = [self.span_labels[int(c)] for c in span_rows[:, 2]]
+        return ArticleRows(self.sentence_table[s_lo:s_hi, 1:].astype(np.int64), chunks,
+                           self.chunk_vectors[c_lo:c_hi], self.sentence_vectors[s_lo:s_hi], spans, labels)
 
 
 def current_build(index_dir: Path) -> Path | None:
@@ -249,23 +267,22 @@ def _annotate_batches(texts: list[str], offsets: list[int], progress: bool) -> l
 
 
 def _reusable(index_dir: Path, settings: Settings, report: BuildReport) -> IndexData | None:
+    """The served build if its rows can be reused by this build; otherwise None, with the reason in `report`."""
     build = current_build(index_dir)
     if build is None:
         return None
     try:
-        previous = IndexData(build)
+        manifest = json.loads((build / "manifest.json").read_text())
+        if manifest.get("format") != FORMAT_VERSION:
+            report.rebuilt_all = "index format changed"
+        elif manifest.get("model") != embedding.model_identity():
+            report.rebuilt_all = f"embedding model changed from {manifest.get('model')}"
+        elif manifest.get("chunker") != chunker_settings(settings):
+            report.rebuilt_all = "chunker settings changed"
+        else:
+            return IndexData(build)
     except Exception as error:  # a damaged build is rebuilt, not fatal
         report.rebuilt_all = f"previous index unreadable ({error})"
-        return None
-    manifest = previous.manifest
-    if manifest.get("format") != FORMAT_VERSION:
-        report.rebuilt_all = "index format changed"
-    elif manifest.get("model") != embedding.model_identity():
-        report.rebuilt_all = f"embedding model changed from {manifest.get('model')}"
-    elif manifest.get("chunker") != chunker_settings(settings):
-        report.rebuilt_all = "chunker settings changed"
-    else:
-        return previous
     return None
 
 
@@ -278,9 +295,9 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
         scan = scan_corpus(corpus_dir, settings.max_article_bytes)
         report.problems, report.duplicates = scan.problems, scan.duplicates
         previous = _reusable(index_dir, settings, report)
-        old = previous.manifest["articles"] if previous else {}
+        old = previous.content_hashes() if previous else {}
         hashes = {a.id: content_hash(a) for a in scan.articles}
-        fresh = [a for a in scan.articles if old.get(a.id, {}).get("hash") != hashes[a.id]]
+        fresh = [a for a in scan.articles if old.get(a.id) != hashes[a.id]]
         fresh_ids = {a.id for a in fresh}
         for a in scan.articles:
             (report.unchanged if a.id not in fresh_ids else report.changed if a.id in old else report.added).append(a.id)
@@ -299,27 +316,26 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
     return report
 
 
-def _assemble(rows: list[ArticleRows]) -> tuple[dict, list[str], dict]:
-    """Concatenate per-article rows into index-wide tables; returns tables, span labels and row ranges."""
-    chunk_parts, sentence_parts, span_parts, span_counts, ranges = [], [], [], [], []
+def _assemble(rows: list[ArticleRows]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Concatenate per-article rows into index-wide tables (int32, offsets and row numbers fit); returns the
+    tables and the span labels their codes index."""
+    chunk_parts, sentence_parts, span_parts, span_counts = [], [], [], []
     labels: dict[str, int] = {}
-    n_chunks = n_sentences = 0
+    n_sentences = 0
     for a, r in enumerate(rows):
         chunks = r.chunks.copy()
         chunks[:, 2:] += n_sentences
-        chunk_parts.append(np.column_stack([np.full(len(chunks), a), chunks]))
-        sentence_parts.append(np.column_stack([np.full(len(r.sentences), a), r.sentences]))
+        chunk_parts.append(np.column_stack([np.full(len(chunks), a), chunks]).astype(np.int32))
+        sentence_parts.append(np.column_stack([np.full(len(r.sentences), a), r.sentences]).astype(np.int32))
         codes = np.array([labels.setdefault(label, len(labels)) for label in r.span_labels], dtype=np.int64)
-        span_parts.append(np.column_stack([r.spans[:, 1:3], codes, r.spans[:, 3:5]]) if len(codes)
-                          else np.zeros((0, 5), np.int64))
+        span_parts.append(np.column_stack([r.spans[:, 1:3], codes, r.spans[:, 3:5]]).astype(np.int32) if len(codes)
+                          else np.zeros((0, 5), np.int32))
         span_counts.append(np.bincount(r.spans[:, 0], minlength=len(r.sentences)) if len(codes)
                            else np.zeros(len(r.sentences), np.int64))
-        ranges.append(((n_chunks, n_chunks + len(chunks)), (n_sentences, n_sentences + len(r.sentences))))
-        n_chunks += len(chunks)
         n_sentences += len(r.sentences)
 
     def stack(parts: list[np.ndarray], width: int) -> np.ndarray:
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, width), np.int64)
+        return np.concatenate(parts) if parts else np.zeros((0, width), np.int32)
 
     counts = np.concatenate(span_counts) if span_counts else np.zeros(0, np.int64)
     tables = {
@@ -328,44 +344,55 @@ def _assemble(rows: list[ArticleRows]) -> tuple[dict, list[str], dict]:
         "spans": stack(span_parts, 5),
         "span_ptr": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
     }
-    return tables, list(labels), ranges
+    return tables, list(labels)
+
+
+# (build directory, chunks, sentences) -> writes chunk_vectors.npy and sentence_vectors.npy there
+VectorWriter = Callable[[Path, int, int], None]
 
 
 def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRows], hashes: dict[str, str],
-                 settings: Settings) -> str:
-    """Write a complete build into a temporary directory, then switch CURRENT to it atomically."""
+                 settings: Settings, write_vectors: VectorWriter | None = None) -> str:
+    """Write a complete build into a temporary directory, then switch CURRENT to it atomically.
+
+    `write_vectors` replaces the default, which concatenates the rows' vectors in memory; bench/serve_memory.py
+    streams a million random ones to disk instead.
+    """
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     name = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
     tmp = builds / f".tmp-{name}"
     tmp.mkdir()
     try:
-        tables, span_labels, ranges = _assemble(rows)
-        dims = embedding.model_identity()["dimensions"]
-        chunk_vectors = np.concatenate([r.chunk_vectors for r in rows]) if rows else np.zeros((0, dims), np.float32)
-        sentence_vectors = (np.concatenate([r.sentence_vectors for r in rows]) if rows
-                            else np.zeros((0, dims), np.float32))
-        np.savez(tmp / "tables.npz", **tables)
-        np.save(tmp / "chunk_vectors.npy", chunk_vectors.astype(np.float32))
-        np.save(tmp / "sentence_vectors.npy", sentence_vectors.astype(np.float32))
-        vectors.save_vector_index(vectors.build_vector_index(chunk_vectors.astype(np.float32)), tmp / "chunks.faiss")
-        tokens = lexical.tokenize([articles[a].text[s:e] for a, s, e, _, _ in tables["chunks"]])
+        tables, span_labels = _assemble(rows)
+        for table, array in tables.items():
+            np.save(tmp / f"{table}.npy", array)
+        (write_vectors or _vector_writer(rows))(tmp, len(tables["chunks"]), len(tables["sentences"]))
+        chunk_vectors = np.load(tmp / "chunk_vectors.npy", mmap_mode="r")
+        vectors.save_vector_index(vectors.build_vector_index(chunk_vectors), tmp / "chunks.faiss")
+        del chunk_vectors
+        chunk_rows = tables["chunks"][:, :3].tolist()
+        tokens: list[list[str]] = []
+        for lo in range(0, len(chunk_rows), TOKENIZE_BATCH):
+            tokens += lexical.tokenize([articles[a].text[s:e] for a, s, e in chunk_rows[lo:lo + TOKENIZE_BATCH]])
         if tokens:
             lexical.save_bm25(lexical.build_bm25(tokens), tmp / "bm25")
         (tmp / "df.json").write_text(json.dumps(lexical.document_frequencies(tokens)))
+        del tokens
+        write_texts(tmp, (article.text for article in articles))
         with open(tmp / "articles.jsonl", "w", encoding="utf-8") as out:
             for article in articles:
-                out.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
+                out.write(json.dumps({k: v for k, v in asdict(article).items() if k != "text"}, ensure_ascii=False)
+                          + "\n")
+        (tmp / "hashes.json").write_text(json.dumps({a.id: hashes[a.id] for a in articles}))
         manifest = {
             "format": FORMAT_VERSION,
             "model": embedding.model_identity(),
             "chunker": chunker_settings(settings),
             "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "counts": {"articles": len(articles), "chunks": len(tables["chunks"]),
-                       "sentences": len(tables["sentences"])},
+                       "sentences": len(tables["sentences"]), "spans": len(tables["spans"])},
             "span_labels": span_labels,
-            "articles": {a.id: {"hash": hashes[a.id], "chunks": c, "sentences": s}
-                         for a, (c, s) in zip(articles, ranges)},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         _fsync_tree(tmp)
@@ -377,6 +404,16 @@ def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRow
     os.replace(pointer, index_dir / "CURRENT")
     _prune(builds, keep=name)
     return name
+
+
+def _vector_writer(rows: list[ArticleRows]) -> VectorWriter:
+    def write(directory: Path, n_chunks: int, n_sentences: int) -> None:
+        dims = embedding.model_identity()["dimensions"]
+        for name in ("chunk_vectors", "sentence_vectors"):
+            parts = [getattr(r, name) for r in rows]
+            matrix = np.concatenate(parts) if parts else np.zeros((0, dims), np.float32)
+            np.save(directory / f"{name}.npy", matrix.astype(np.float32, copy=False))
+    return write
 
 
 def _fsync_tree(directory: Path) -> None:

@@ -61,7 +61,8 @@ class Pipeline:
         return reply
 
     def articles(self) -> list[Article]:
-        return list(self.index().articles)
+        """Every article's metadata, for listings; their `text` is empty (`article(id)` reads it)."""
+        return list(self.index().catalog)
 
     def article(self, article_id: str) -> Article:
         index = self.index()

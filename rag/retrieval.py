@@ -10,6 +10,10 @@ from rag.index import IndexData
 from rag.types import Filters, Passage
 
 
+EXACT_SUBSET = 50_000  # filtered searches over at most this many chunks are exact (at most ~75 MB read)
+EXACT_BATCH = 8_192  # vectors read at once by an exact filtered search
+
+
 @dataclass(frozen=True)
 class FusionSettings:
     """How dense and BM25 rankings are joined; defaults chosen on TIME and SciFact (bench/retrieval.py)."""
@@ -23,22 +27,38 @@ def allowed_chunks(index: IndexData, filters: Filters | None) -> np.ndarray | No
     """Boolean mask of the chunks whose article passes the filters, or None when nothing is filtered."""
     if filters is None or filters == Filters():
         return None
-    admitted = np.array([filters.admits(a) for a in index.articles], dtype=bool)
+    admitted = np.array([filters.admits(a) for a in index.catalog], dtype=bool)
     return admitted[index.chunk_article] if len(index.chunk_article) else np.zeros(0, dtype=bool)
 
 
 def dense_candidates(index: IndexData, query_vector: np.ndarray, k: int,
                      mask: np.ndarray | None = None) -> dict[int, float]:
-    """Top-k chunks by cosine similarity; with a filter, an exact search over the admitted chunks only."""
+    """Top-k chunks by cosine similarity among the admitted ones (all when `mask` is None).
+
+    A filter admitting at most EXACT_SUBSET chunks is searched exactly, reading their vectors from disk in
+    batches; a wider one searches the FAISS index restricted to the admitted ids.
+    """
     if mask is None:
         scores, ids = vectors.search(index.vector_index, query_vector[None, :], k)
-        return {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
-    ids = np.flatnonzero(mask)
-    if len(ids) == 0:
-        return {}
-    scores = np.asarray(index.chunk_vectors[ids]) @ query_vector
-    top = np.argsort(-scores)[:k]
-    return {int(ids[t]): float(scores[t]) for t in top}
+    else:
+        admitted = np.flatnonzero(mask)
+        if len(admitted) > EXACT_SUBSET:
+            scores, ids = vectors.search(index.vector_index, query_vector[None, :], k, admitted=mask)
+        else:
+            scores, ids = _exact_search(index, query_vector, admitted, k)
+    return {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
+
+
+def _exact_search(index: IndexData, query_vector: np.ndarray, ids: np.ndarray, k: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    best_scores, best_ids = np.empty(0, np.float32), np.empty(0, np.int64)
+    for lo in range(0, len(ids), EXACT_BATCH):
+        batch = ids[lo:lo + EXACT_BATCH]
+        scores = np.concatenate([best_scores, index.chunk_vectors[batch] @ query_vector])
+        candidates = np.concatenate([best_ids, batch])
+        top = np.argsort(-scores, kind="stable")[:k]
+        best_scores, best_ids = scores[top], candidates[top]
+    return best_scores[None, :], best_ids[None, :]
 
 
 def lexical_candidates(index: IndexData, question: str, k: int, mask: np.ndarray | None = None) -> dict[int, float]:

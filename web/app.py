@@ -306,7 +306,7 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
             index = pipeline.index()
         except (IndexNotBuiltError, IndexOutdatedError) as error:
             return {"status": "no index", "articles": 0, "chunks": 0, "built": None, "message": str(error)}
-        return {"status": "ok", "articles": len(index.articles), "chunks": len(index.chunk_table),
+        return {"status": "ok", "articles": len(index.catalog), "chunks": len(index.chunk_table),
                 "built": index.build_time}
 
     return app
