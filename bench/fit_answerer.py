@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from squad import EVAL, build_corpus_index, f1_score, load_squad, query_vectors, roc_auc
+from squad import EVAL, ROOT, build_corpus_index, f1_score, load_squad, query_vectors, roc_auc
 
 from rag.answering import (  # noqa: E402
     EVIDENCE_FEATURES, RANK_FEATURES, SPAN_FEATURES, AnswerSettings, QuoteContext, candidate_spans, find_candidates, span_features)
@@ -126,10 +127,31 @@ def balanced_threshold(scores: np.ndarray, answerable: np.ndarray) -> float:
     return best
 
 
+def apply(fit: dict, path: Path = ROOT / "rag" / "answering.py") -> None:
+    """Write the fitted weights, bias and threshold into AnswerSettings' defaults."""
+    source = path.read_text()
+
+    def weights(values) -> str:
+        numbers = [repr(float(v)) for v in values]
+        lines = [", ".join(numbers[i:i + 14]) for i in range(0, len(numbers), 14)]
+        return "(\n        " + ",\n        ".join(lines) + ")"
+
+    for name in ("rank_weights", "span_weights", "evidence_weights"):
+        source, n = re.subn(rf"({name}: tuple\[float, \.\.\.\] = )\([^)]*\)",
+                            lambda m: m.group(1) + weights(fit[name].values()), source)
+        assert n == 1, name
+    for name in ("evidence_bias", "no_answer_threshold"):
+        source, n = re.subn(rf"({name}: float = )-?[0-9.]+", lambda m: m.group(1) + repr(fit[name]), source)
+        assert n == 1, name
+    path.write_text(source)
+    print(f"wrote the fitted weights into {path}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="(the same: it takes about a minute)")
     parser.add_argument("--json", type=Path, help="also save the fitted weights and measures here")
+    parser.add_argument("--apply", action="store_true", help="write the fitted weights into rag/answering.py")
     args = parser.parse_args()
     settings = AnswerSettings()
     v2_articles, v2_questions = load_squad(EVAL / "squad" / "squad_v2_dev_5articles.json")
@@ -179,6 +201,8 @@ def main() -> None:
     print(f"| threshold at the best balanced accuracy of those held-out scores | {threshold:.3f} |\n")
     if args.json:
         args.json.write_text(json.dumps(fit, indent=1))
+    if args.apply:
+        apply(fit)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """BM25 over chunks (bm25s, with an English stemmer and stopwords)."""
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from functools import lru_cache
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
+
+from rag.storage import RowFile
 
 
 @lru_cache(maxsize=1)
@@ -47,11 +50,36 @@ def save_bm25(retriever: bm25s.BM25, directory: Path) -> None:
     retriever.save(str(directory), show_progress=False)
 
 
-def load_bm25(directory: Path) -> bm25s.BM25:
-    return bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+class BM25Postings:
+    """The index bm25s saves (per token, the documents holding it and their precomputed BM25 term scores, in
+    CSC arrays), scored by reading only the query tokens' postings with pread: as `bm25s.BM25.get_scores`
+    computes, without keeping the arrays resident (a 1M-chunk index has 374 MB of them)."""
+
+    def __init__(self, directory: Path) -> None:
+        params = json.loads((directory / "params.index.json").read_text())
+        if params.get("method", "lucene") not in ("lucene", "robertson", "atire"):
+            raise ValueError(f"{directory}: BM25 variant {params.get('method')!r} needs scores this reader lacks")
+        self.num_docs = int(params["num_docs"])
+        self.vocabulary: dict[str, int] = json.loads((directory / "vocab.index.json").read_text())
+        self.indptr = np.load(directory / "indptr.csc.index.npy")
+        self.indices = RowFile(directory / "indices.csc.index.npy")
+        self.data = RowFile(directory / "data.csc.index.npy")
+
+    def get_scores(self, tokens: list[str]) -> np.ndarray:
+        ids = [self.vocabulary[t] for t in tokens if t in self.vocabulary]
+        docs = [self.indices[int(self.indptr[i]):int(self.indptr[i + 1])] for i in ids]
+        weights = [self.data[int(self.indptr[i]):int(self.indptr[i + 1])] for i in ids]
+        if not docs:
+            return np.zeros(self.num_docs, dtype=np.float32)
+        return np.bincount(np.concatenate(docs), np.concatenate(weights), minlength=self.num_docs).astype(np.float32)
 
 
-def bm25_scores(retriever: bm25s.BM25, query: str, n_docs: int, mask: np.ndarray | None = None) -> np.ndarray:
+def load_bm25(directory: Path) -> BM25Postings:
+    return BM25Postings(directory)
+
+
+def bm25_scores(retriever: BM25Postings | bm25s.BM25, query: str, n_docs: int, mask: np.ndarray | None = None
+                ) -> np.ndarray:
     """BM25 score of every document for the query (0 where masked out or no term matches)."""
     tokens = tokenize([query])[0]
     if not tokens or n_docs == 0:

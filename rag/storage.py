@@ -15,7 +15,7 @@ import numpy as np
 
 
 class RowFile:
-    """A 2-d .npy file (C order) whose rows are read on demand: `rows[i]`, `rows[lo:hi]`, `rows[[i, j, ...]]`."""
+    """A .npy file (1-d or 2-d, C order) whose rows are read on demand: `rows[i]`, `rows[lo:hi]`, `rows[[i, ...]]`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -24,11 +24,12 @@ class RowFile:
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, fortran_order, self.dtype = read_header(self._file)
-        if fortran_order or len(shape) != 2:
-            raise ValueError(f"{path}: expected a 2-d C-order array, got shape {shape}")
-        self.shape: tuple[int, int] = shape
+        if fortran_order or len(shape) not in (1, 2):
+            raise ValueError(f"{path}: expected a 1-d or 2-d C-order array, got shape {shape}")
+        self.shape: tuple[int, ...] = shape
+        self._row_shape = shape[1:]
         self._offset = self._file.tell()
-        self._row_bytes = shape[1] * self.dtype.itemsize
+        self._row_bytes = int(np.prod(self._row_shape, dtype=np.int64)) * self.dtype.itemsize
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -50,14 +51,14 @@ class RowFile:
         # One read per run of consecutive rows: a passage's sentences are neighbours.
         breaks = np.flatnonzero(np.diff(ids) != 1) + 1
         parts = [self._read(int(run[0]), int(run[-1]) + 1) for run in np.split(ids, breaks) if len(run)]
-        return np.concatenate(parts) if parts else np.empty((0, self.shape[1]), self.dtype)
+        return np.concatenate(parts) if parts else np.empty((0, *self._row_shape), self.dtype)
 
     def _read(self, lo: int, hi: int) -> np.ndarray:
         size = (hi - lo) * self._row_bytes
         data = os.pread(self._file.fileno(), size, self._offset + lo * self._row_bytes) if size else b""
         if len(data) != size:
             raise OSError(f"{self.path}: short read of rows {lo}:{hi}")
-        return np.frombuffer(data, dtype=self.dtype).reshape(hi - lo, self.shape[1])
+        return np.frombuffer(data, dtype=self.dtype).reshape(hi - lo, *self._row_shape)
 
     def close(self) -> None:
         self._file.close()

@@ -51,3 +51,12 @@ def test_texts_round_trip_with_any_characters(tmp_path: Path) -> None:
     stored = TextFile(tmp_path)
     assert len(stored) == 4
     assert [stored[i] for i in range(4)] == texts
+
+
+def test_one_dimensional_files_read_as_values(tmp_path: Path) -> None:
+    values = np.linspace(0, 1, 25, dtype=np.float32)
+    np.save(tmp_path / "v.npy", values)
+    rows = RowFile(tmp_path / "v.npy")
+    assert rows[3] == values[3]
+    assert np.array_equal(rows[4:9], values[4:9])
+    assert np.array_equal(rows[[1, 2, 24]], values[[1, 2, 24]])
