@@ -133,9 +133,11 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
     add("1M chunks: recall@10 vs exact", ">= 0.95", lambda: million[0]["recall_at_10"], lambda v: v >= 0.95)
     add("1M chunks: search p95 (ms)", "< 10", lambda: million[0]["p95_ms"], lambda v: v < 10)
     memory = (results.get("serve_memory") or {}).get("results", [])
-    add("rag serve peak RSS, seed corpus (MB)", "(reported)", lambda: memory[0]["memory"]["peak_mb"], lambda v: True)
-    add("rag serve peak RSS, 1M-chunk index (MB)", "< 1536", lambda: next(
-        r for r in memory if r["counts"]["chunks"] >= 1_000_000)["memory"]["peak_mb"], lambda v: v < 1536)
+    add("rag serve peak RSS, seed corpus (MB)", "(reported)", lambda: memory[0]["memory_after_filtered"]["peak_mb"],
+        lambda v: True)
+    add("rag serve peak RSS over 321 requests, 1M-chunk index (MB)", "< 1536", lambda: next(
+        r for r in memory if r["counts"]["chunks"] >= 1_000_000)["memory_after_filtered"]["peak_mb"],
+        lambda v: v < 1536)
     add("8 concurrent clients (requests/s)", "(reported)", lambda: latency["concurrent"]["requests_per_s"],
         lambda v: True)
     for dataset in ("time_news_1963", "scifact"):
