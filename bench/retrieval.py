@@ -177,7 +177,7 @@ def main() -> None:
     print(f"## Document retrieval, nDCG@{K} and recall@{K}\n")
     print(markdown_table(
         ["dataset", "docs", "queries", "chunks"],
-        [[qs.name, len(qs.index.articles), len(qs.qrels), len(qs.index.chunk_table)] for qs in sets]) + "\n")
+        [[qs.name, len(qs.index.catalog), len(qs.qrels), len(qs.index.chunk_table)] for qs in sets]) + "\n")
     main_rows = []
     for qs in sets:
         picks = {("dense", default_candidates): "", ("bm25", default_candidates): "",

@@ -38,3 +38,15 @@ def test_a_restricted_search_checks_the_mask_length() -> None:
     index = vectors.build_vector_index(_unit_rows(50))
     with pytest.raises(ValueError, match="admitted has 49 entries"):
         vectors.search(index, _unit_rows(1), 5, admitted=np.ones(49, dtype=bool))
+
+
+def test_an_exact_search_finds_what_faiss_finds() -> None:
+    data = _unit_rows(500)
+    index = vectors.build_vector_index(data)
+    queries = _unit_rows(3, seed=2)
+    scores, ids = vectors.search(index, queries, 7)
+    faiss_scores, faiss_ids = index.search(queries, 7)
+    assert ids.dtype == np.int64 and ids.shape == (3, 7)
+    assert np.array_equal(ids, faiss_ids)
+    assert np.allclose(scores, faiss_scores, atol=1e-5)
+    assert vectors.search(index, queries[:1], 1000)[1].shape == (1, 500)  # k is capped at the index size
