@@ -215,8 +215,9 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
         if features is None:
             continue
         score = float(features @ w)
-        if score > best_score:
-            best, best_score, best_typed = (span.start, span.end), score, bool(features[0])
+        typed = bool(features[0])
+        if (typed, score) > (best_typed, best_score):  # a span of the expected type first
+            best, best_score, best_typed = (span.start, span.end), score, typed
     return best, (best_score if best_score > -math.inf else 0.0), best_typed
 
 
