@@ -22,7 +22,8 @@ from squad import EVAL, ROOT, build_corpus_index, f1_score, load_squad, query_ve
 from rag.answering import (  # noqa: E402
     EVIDENCE_FEATURES, RANK_FEATURES, SPAN_FEATURES, AnswerSettings, QuoteContext, candidate_spans, find_candidates, span_features)
 from rag.questions import analyze_question  # noqa: E402
-from rag.retrieval import retrieve  # noqa: E402
+from rag.retrieval import dense_candidates, fuse, lexical_candidates, retrieve  # noqa: E402
+from rag.types import Passage  # noqa: E402
 
 
 def span_training_data(index, questions, excluded_texts: set[str]):
@@ -91,18 +92,36 @@ def rank_training_data(index, questions, vectors, settings: AnswerSettings, excl
     return groups
 
 
+def retrieve_without(index, question: str, vector: np.ndarray, article_id: str, settings: AnswerSettings):
+    """`retrieve` as if the corpus lacked one article: a question whose answer the corpus does not hold."""
+    mask = index.chunk_article != index.article_index[article_id]
+    dense = dense_candidates(index, vector, settings.candidates, mask)
+    sparse = lexical_candidates(index, question, settings.candidates, mask)
+    return [Passage(i, index.chunk(i), score, dense.get(i, 0.0), sparse.get(i, 0.0))
+            for i, score in fuse(dense, sparse, settings.fusion)[:settings.passages]]
+
+
 def evidence_rows(index, questions, vectors, settings: AnswerSettings):
-    rows, labels, articles = [], [], []
+    """The top quote's evidence for every question, labelled answerable or not. Besides SQuAD v2's own
+    unanswerable questions (written against the paragraph, so they share its words), every answerable one is
+    asked once more of the corpus without its paragraph: the other unanswerable kind, a question about
+    something the articles do not report. `original` marks the rows of the file's own questions."""
+    rows, labels, articles, original = [], [], [], []
     for q, v in zip(questions, vectors):
         analysis = analyze_question(q.text)
-        passages = retrieve(index, q.text, v, settings.passages, None, settings.candidates, settings.fusion)
-        candidates = find_candidates(index, passages, analysis, v, settings)
-        if not candidates:
-            continue
-        rows.append([candidates[0].evidence[name] for name in EVIDENCE_FEATURES])
-        labels.append(1.0 if q.answers else 0.0)
-        articles.append(q.article_id.rsplit("-", 1)[0])
-    return np.array(rows), np.array(labels), np.array(articles)
+        asks = [(retrieve(index, q.text, v, settings.passages, None, settings.candidates, settings.fusion),
+                 1.0 if q.answers else 0.0, True)]
+        if q.answers:
+            asks.append((retrieve_without(index, q.text, v, q.article_id, settings), 0.0, False))
+        for passages, label, own in asks:
+            candidates = find_candidates(index, passages, analysis, v, settings)
+            if not candidates:
+                continue
+            rows.append([candidates[0].evidence[name] for name in EVIDENCE_FEATURES])
+            labels.append(label)
+            articles.append(q.article_id.rsplit("-", 1)[0])
+            original.append(own)
+    return np.array(rows), np.array(labels), np.array(articles), np.array(original)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 3000, lr: float = 0.1):
@@ -171,23 +190,33 @@ def main() -> None:
           f"{span_accuracy(rank_groups, np.asarray(settings.rank_weights)):.3f} (current) -> "
           f"{span_accuracy(rank_groups, w_rank):.3f}", file=sys.stderr)
     fitted = replace(fitted, rank_weights=tuple(round(float(x), 3) for x in w_rank))
-    x, y, groups_by_article = evidence_rows(index, v2_questions, vectors, fitted)
+    x, y, groups_by_article, original = evidence_rows(index, v2_questions, vectors, fitted)
     held_out_scores = np.zeros(len(y))
     for article in sorted(set(groups_by_article)):
         train = groups_by_article != article
         w, b = fit_logistic(x[train], y[train])
         held_out_scores[~train] = x[~train] @ w + b
-    auc = roc_auc(list(held_out_scores[y == 1]), list(held_out_scores[y == 0]))
-    threshold = balanced_threshold(1 / (1 + np.exp(-held_out_scores)), y)
+    own_scores, own_y = held_out_scores[original], y[original]
+    auc = roc_auc(list(own_scores[own_y == 1]), list(own_scores[own_y == 0]))
+    auc_missing = roc_auc(list(own_scores[own_y == 1]), list(held_out_scores[~original]))
+    probabilities = 1 / (1 + np.exp(-held_out_scores))
+    # The threshold is set on the file's own questions, as before; both kinds of unanswerable question
+    # (about 700 of each) would put it at `threshold_both`.
+    threshold = balanced_threshold(probabilities[original], own_y)
+    threshold_both = balanced_threshold(probabilities, y)
     w_evidence, b_evidence = fit_logistic(x, y)
-    print(f"evidence model: {len(y)} questions; leave-one-article-out AUC {auc:.3f}", file=sys.stderr)
+    print(f"evidence model: {int(original.sum())} questions and {int((~original).sum())} asked without their "
+          f"paragraph; leave-one-article-out AUC {auc:.3f} (answerable vs the file's unanswerable), "
+          f"{auc_missing:.3f} (vs the same questions without their paragraph)", file=sys.stderr)
     fit = {
         "span_weights": dict(zip(SPAN_FEATURES, fitted.span_weights)),
         "rank_weights": dict(zip(RANK_FEATURES, fitted.rank_weights)),
         "evidence_weights": dict(zip(EVIDENCE_FEATURES, (round(float(v), 3) for v in w_evidence))),
         "evidence_bias": round(b_evidence, 3),
         "cross_validated_auc": round(auc, 4),
+        "cross_validated_auc_without_paragraph": round(auc_missing, 4),
         "no_answer_threshold": round(threshold, 3),
+        "threshold_with_both_kinds": round(threshold_both, 3),
         "in_use": {"rank_top1": span_accuracy(rank_groups, np.asarray(settings.rank_weights)),
                    "span_f1": span_accuracy(groups, np.asarray(settings.span_weights))},
     }
@@ -197,8 +226,11 @@ def main() -> None:
           f"{fit['in_use']['span_f1']:.3f} |")
     print(f"| rank model: top sentence holds the answer ({len(rank_groups)} questions, training) | "
           f"{fit['in_use']['rank_top1']:.3f} |")
-    print(f"| evidence model: abstention AUC, leave-one-article-out ({len(y)} questions) | {auc:.3f} |")
-    print(f"| threshold at the best balanced accuracy of those held-out scores | {threshold:.3f} |\n")
+    print(f"| evidence model: abstention AUC, leave-one-article-out ({int(original.sum())} questions of the file) | "
+          f"{auc:.3f} |")
+    print(f"| the same, answerable questions vs the same questions asked without their paragraph | {auc_missing:.3f} |")
+    print(f"| threshold at the best balanced accuracy of those held-out scores on the file's questions "
+          f"(with both kinds of unanswerable question: {threshold_both:.3f}) | {threshold:.3f} |\n")
     if args.json:
         args.json.write_text(json.dumps(fit, indent=1))
     if args.apply:

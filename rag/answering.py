@@ -16,7 +16,7 @@ import numpy as np
 
 from rag import lexical
 from rag.index import IndexData
-from rag.questions import QuestionAnalysis, analyze_question, is_follow_up
+from rag.questions import DURATION, QuestionAnalysis, analyze_question, is_follow_up
 from rag.retrieval import FusionSettings, retrieve
 from rag.types import Answer, Article, Corroboration, Filters, Passage, Reply, Span, Turn
 
@@ -44,8 +44,11 @@ EVIDENCE_FEATURES = (
 )
 RANK_FEATURES = (
     "dense", "overlap", "passage", "typed", "span_score", "bigrams", "missing_rarest", "name_missing",
-    "number_missing", "negation_mismatch",
+    "number_missing", "negation_mismatch", "sentence_words",
 )
+# What makes a DATE or TIME entity a duration ("25-minute", "three years"; not "Monday").
+_DURATION_UNIT = re.compile(r"(?<![a-z])(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centur(?:y|ies)"
+                            r"|nights?)\b", re.I)
 NEGATIONS = frozenset({"not", "never", "no", "nor", "without", "t"})
 
 
@@ -57,15 +60,15 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.705, 3.092, 2.785, 0.185, 0.688, 2.265, -0.855, -0.664, -0.402, 0.028)
+        2.661, 3.068, 2.642, 0.434, 0.606, 2.055, -1.013, -0.71, -0.395, 0.063, -0.071)
     span_weights: tuple[float, ...] = (
         1.061, 1.113, -0.058, 0.218, -0.16, 0.196, 0.697, 1.035, -0.266, -0.272, 0.463, 0.453, -0.756, 1.424,
         0.015, 0.208, -1.166, -0.042, 1.318, 0.884, 0.658, 0.497, 0.175, 0.42, 0.099)
     evidence_weights: tuple[float, ...] = (
-        2.187, -0.334, 1.294, -1.425, -0.017, 0.21, -0.106, 0.113, -0.072, -0.766, -0.785, -0.183, -2.36,
-        -0.549, -1.414, 0.334, 0.729, 0.31)
-    evidence_bias: float = -2.808
-    no_answer_threshold: float = 0.576
+        3.445, 0.822, 2.278, 0.288, -0.167, 0.357, -0.296, 0.104, -0.028, -0.485, -0.519, -0.403, -2.007, -0.244,
+        -1.284, -0.822, 0.327, -0.43)
+    evidence_bias: float = -5.743
+    no_answer_threshold: float = 0.286
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -166,7 +169,8 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     if not new_words:
         return None
     label = "NP" if span.label == "NP+" else span.label
-    typed = label in question.expected
+    typed = label in question.expected and (question.expected != DURATION
+                                            or bool(_DURATION_UNIT.search(quote.text, span.start, span.end)))
     untyped = not question.expected
     after = min((first - a - 1 for a in quote.anchors if a < first), default=None)
     before = min((a - last for a in quote.anchors if a >= last), default=None)
@@ -253,6 +257,7 @@ def surface_evidence(question: str, sentence: str, passage_words: set[str]) -> d
         "name_missing_sentence": float(bool(names - sentence_words)),
         "number_missing_sentence": float(bool(numbers - sentence_words)),
         "question_words": math.log1p(len(q_words)),
+        "sentence_words": math.log1p(len(s_words)),  # long sentences share more words with any question
     }
 
 
@@ -299,7 +304,9 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
         rank = float(np.array([evidence[name] for name in RANK_FEATURES]) @ rank_weights)
         candidates.append(Candidate(sid, article, sentence.start, sentence.end, span, span_score, typed, evidence,
                                     rank))
-    candidates.sort(key=lambda c: (-c.rank, c.sentence_id))
+    # For a number, date or duration, which spaCy finds reliably, a sentence holding one comes first.
+    numeric = bool(question.expected) and set(question.expected) <= NUMBER_LABELS
+    candidates.sort(key=lambda c: (-(numeric and c.typed), -c.rank, c.sentence_id))
     for c, following in zip(candidates, candidates[1:] + [None]):
         c.evidence["margin"] = c.rank - (following.rank if following else 0.0)
         c.evidence["runner_up_overlap"] = following.evidence["overlap"] if following else 0.0

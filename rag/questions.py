@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rag import lexical
 
@@ -34,11 +35,19 @@ _RULES: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
+# Words that shape a question rather than say what it is about; bm25s's English stopwords keep them.
+QUESTION_FORM = frozenset("""what which who whom whose when where why how whatever whichever do does did doing done
+has have had having can could would shall should will may might must is are was were be been being""".split())
+# "How long", "how many": the measure asked about is the question's form too.
+_HOW = re.compile(r"\bhow\s+(?:long|many|much|far|old|often|soon|big|large|tall|high|fast|heavy|deep|wide|late|early)\b",
+                  re.I)
+
+
 @dataclass(frozen=True)
 class QuestionAnalysis:
     text: str
     expected: tuple[str, ...]  # span labels that fit, best first; empty means any noun phrase
-    tokens: tuple[str, ...]  # stemmed content words
+    tokens: tuple[str, ...]  # stemmed content words (not the question's form: "what", "did", "how long"...)
     words: frozenset[str]  # lower-cased surface words, to exclude spans that only repeat the question
 
 
@@ -54,9 +63,16 @@ def analyze_question(question: str) -> QuestionAnalysis:
     return QuestionAnalysis(
         text=question,
         expected=expected_labels(question),
-        tokens=tuple(dict.fromkeys(lexical.tokenize([question])[0])),
+        tokens=tuple(dict.fromkeys(t for t in lexical.tokenize([_HOW.sub(" ", question)])[0]
+                                   if t not in _form_stems())),
         words=frozenset(re.findall(r"\w+", question.lower())),
     )
+
+
+@lru_cache(maxsize=1)
+def _form_stems() -> frozenset[str]:
+    """QUESTION_FORM as the tokenizer stems it ("does" -> "doe")."""
+    return frozenset(t for tokens in lexical.tokenize(sorted(QUESTION_FORM)) for t in tokens)
 
 
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|he|him|his|she|her|this|that|these|those|there|then)\b", re.I)
