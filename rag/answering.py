@@ -60,15 +60,15 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.661, 3.068, 2.642, 0.434, 0.606, 2.055, -1.013, -0.71, -0.395, 0.063, -0.071)
+        2.664, 3.066, 2.633, 0.431, 0.607, 2.05, -1.012, -0.709, -0.395, 0.059, -0.051)
     span_weights: tuple[float, ...] = (
         1.061, 1.113, -0.058, 0.218, -0.16, 0.196, 0.697, 1.035, -0.266, -0.272, 0.463, 0.453, -0.756, 1.424,
         0.015, 0.208, -1.166, -0.042, 1.318, 0.884, 0.658, 0.497, 0.175, 0.42, 0.099)
     evidence_weights: tuple[float, ...] = (
-        3.445, 0.822, 2.278, 0.288, -0.167, 0.357, -0.296, 0.104, -0.028, -0.485, -0.519, -0.403, -2.007, -0.244,
-        -1.284, -0.822, 0.327, -0.43)
-    evidence_bias: float = -5.743
-    no_answer_threshold: float = 0.286
+        3.377, 0.87, 2.199, 0.258, -0.119, -0.019, 0.077, 0.093, -0.024, -0.508, -0.536, -0.452, -2.012, -0.217,
+        -1.273, -0.87, 0.346, -0.449)
+    evidence_bias: float = -5.642
+    no_answer_threshold: float = 0.283
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -378,6 +378,8 @@ def answer_question(index: IndexData, question: str, query_vector: np.ndarray, t
                 leader[1].append(c)
         elif len(groups) < top_k:
             groups.append((c, []))
+    for leader, others in groups:  # outlets reporting one fact are separate evidence for it: a noisy-or
+        leader.score = 1.0 - (1.0 - leader.score) * math.prod(1.0 - o.score for o in others)
     for (above, _), (below, _) in zip(groups, groups[1:]):
         below.score = min(below.score, above.score)  # answers are ranked best first; scores read the same way
     no_answer = not groups or groups[0][0].score < settings.no_answer_threshold
