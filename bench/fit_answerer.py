@@ -49,6 +49,9 @@ def span_training_data(index, questions, excluded_texts: set[str]):
             if features is not None:
                 rows.append(features)
                 targets.append(max(f1_score(article.text[span.start:span.end], g) for g in golds))
+        if rows and any(r[0] for r in rows):  # as pick_span does: a span of the expected type first
+            targets = [t for r, t in zip(rows, targets) if r[0]]
+            rows = [r for r in rows if r[0]]
         if rows and max(targets) > 0:
             groups.append((np.array(rows), np.array(targets)))
     return groups

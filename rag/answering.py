@@ -60,15 +60,15 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.664, 3.066, 2.633, 0.431, 0.607, 2.05, -1.012, -0.709, -0.395, 0.059, -0.051)
+        2.668, 3.072, 2.644, 0.862, 0.602, 2.044, -1.016, -0.717, -0.387, 0.047, -0.034)
     span_weights: tuple[float, ...] = (
-        1.061, 1.113, -0.058, 0.218, -0.16, 0.196, 0.697, 1.035, -0.266, -0.272, 0.463, 0.453, -0.756, 1.424,
-        0.015, 0.208, -1.166, -0.042, 1.318, 0.884, 0.658, 0.497, 0.175, 0.42, 0.099)
+        0.0, 0.629, -0.113, 0.24, -0.126, -0.153, 0.655, 0.87, -0.215, -0.239, 0.365, 0.697, -0.656, 1.323,
+        0.022, 0.266, -1.267, -0.02, 1.214, 0.897, 0.603, 0.501, 0.216, 0.278, 0.026)
     evidence_weights: tuple[float, ...] = (
-        3.377, 0.87, 2.199, 0.258, -0.119, -0.019, 0.077, 0.093, -0.024, -0.508, -0.536, -0.452, -2.012, -0.217,
-        -1.273, -0.87, 0.346, -0.449)
-    evidence_bias: float = -5.642
-    no_answer_threshold: float = 0.283
+        3.588, 0.783, 2.021, 0.231, -0.127, 0.096, 0.094, 0.113, -0.014, -0.501, -0.525, -0.47, -2.014, -0.184,
+        -1.268, -0.783, 0.325, -0.42)
+    evidence_bias: float = -5.613
+    no_answer_threshold: float = 0.316
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
