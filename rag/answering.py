@@ -1,9 +1,11 @@
 """The extractive answerer: picks the sentence that answers, the shortest span in it, and whether to abstain.
 
 Every quote and span is a pair of offsets into an article's text; nothing here writes text of its own.
-Two small linear models do the judging, both fitted on SQuAD v2 paragraphs that XQuAD does not contain
-(bench/fit_answerer.py): one ranks the candidate spans inside a quote, the other turns the evidence for the
-best quote into a score in [0, 1] that is compared with the abstention threshold.
+Three small linear models do the judging, fitted on SQuAD v2 paragraphs that XQuAD does not contain
+(bench/fit_answerer.py): one ranks the sentences, one the candidate spans inside a quote, and one turns the
+evidence for the best quote into a score in [0, 1] that is compared with the abstention threshold. That last
+one also learns from SQuAD v2's answerable questions asked of the corpus without their paragraph, the kind
+of unanswerable question a news reader asks most (something the articles do not report).
 """
 from __future__ import annotations
 
