@@ -99,16 +99,28 @@ def prepare(name: str, dataset: beir.Dataset, index_name: str, depth: int, setti
     return QuerySet(name, index, dataset.qrels, dense, sparse)
 
 
-def search_latency(qs: QuerySet, texts: list[str], n: int = 100) -> dict:
-    """Time of one hybrid search with the defaults, embedding the query included (what a peer's search does)."""
+def search_latency(name: str, index: IndexData, texts: list[str], warmup: int = 3) -> dict:
+    """Time of one hybrid search per query with the defaults, embedding the query included, one at a time and
+    after `warmup` queries: what bench/peers/run_peers.py times for a peer."""
     settings = AnswerSettings()
+    for text in texts[:warmup]:
+        retrieve(index, text, embedding.embed_query(text), K, None, settings.candidates, settings.fusion)
     timings = []
-    for text in (texts * (n // max(1, len(texts)) + 1))[:n]:
+    for text in texts:
         started = time.perf_counter()
-        retrieve(qs.index, text, embedding.embed_query(text), K, None, settings.candidates, settings.fusion)
+        retrieve(index, text, embedding.embed_query(text), K, None, settings.candidates, settings.fusion)
         timings.append((time.perf_counter() - started) * 1000)
-    return {"dataset": qs.name, "queries": len(timings), "p50_ms": percentile(timings, 50),
+    return {"dataset": name, "queries": len(timings), "p50_ms": percentile(timings, 50),
             "p95_ms": percentile(timings, 95)}
+
+
+def latency_of(name: str, quick: bool) -> dict:
+    """`search_latency` over every query of one test set (run_peers.py calls this right after each peer)."""
+    dataset = beir.load(name)
+    if quick:
+        dataset = dataset.subset(QUICK_DOCS)
+    _, index = build_cached_index(f"{name}-quick" if quick else name, beir_records(dataset.docs, dataset.name))
+    return search_latency(name, index, list(dataset.queries.values()))
 
 
 def score(qs: QuerySet, rank: Callable[[ChunkScores, ChunkScores], list[int]]) -> dict[str, float]:
@@ -157,7 +169,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"first {QUICK_DOCS} documents of each set only")
     parser.add_argument("--json", type=Path, help="save all results here")
+    parser.add_argument("--latency-of", choices=TEST_SETS, help="only time the searches of this set; print JSON")
     args = parser.parse_args()
+    if args.latency_of:
+        print(json.dumps(latency_of(args.latency_of, args.quick)))
+        return
 
     sets, datasets = [], {}
     for name in TEST_SETS:
@@ -198,7 +214,7 @@ def main() -> None:
                                                and r["setting"] == m and r["candidates"] == n) for m in ("dense", "bm25")]
                           for qs in sets for n in CANDIDATES]) + "\n")
     embedding.embed_query("warm up")
-    latency = [search_latency(qs, list(datasets[qs.name].queries.values()))
+    latency = [search_latency(qs.name, qs.index, list(datasets[qs.name].queries.values()))
                for qs in sets if qs.name in TEST_SETS]
     print("## Hybrid search latency with the defaults (query embedding included, one at a time)\n")
     print(markdown_table(["dataset", "queries", "p50 ms", "p95 ms"],

@@ -72,12 +72,26 @@ def run_one(peer: str, dataset: str, quick: bool) -> dict[str, Any]:
         return {"peer": peer, "dataset": dataset, "quick": quick, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
 
 
+def our_latency(dataset: str, quick: bool) -> dict[str, Any]:
+    """rag's own search latency on the same set, timed by bench/retrieval.py in this launcher's Python (the
+    project's venv under `make bench`) right after a peer's: a shared machine's speed drifts over minutes,
+    so only measurements taken close together compare."""
+    cmd = [sys.executable, str(HERE.parent / "retrieval.py"), "--latency-of", dataset] + (["--quick"] if quick else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parents[1])
+    if proc.returncode != 0:
+        return {"ours_error": " | ".join(proc.stderr.strip().splitlines()[-3:])}
+    measured = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"ours_latency_ms_p50": round(measured["p50_ms"], 2), "ours_latency_ms_p95": round(measured["p95_ms"], 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help=f"first {QUICK_DOCS} docs and their queries only")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     ap.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
     ap.add_argument("--out", type=Path, help="write JSON here instead of stdout")
+    ap.add_argument("--with-ours", action="store_true",
+                    help="after each peer, time rag's own search on the same set (needs the project's Python)")
     ap.add_argument("--worker", nargs=3, metavar=("PEER", "DATASET", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -89,6 +103,8 @@ def main() -> None:
         for peer in args.peers:
             print(f"running {peer} on {dataset}{' (quick)' if args.quick else ''}", file=sys.stderr, flush=True)
             records.append(run_one(peer, dataset, args.quick))
+            if args.with_ours and "latency_ms_p50" in records[-1]:
+                records[-1].update(our_latency(dataset, args.quick))
             print(json.dumps(records[-1]), file=sys.stderr, flush=True)
     text = json.dumps(records, indent=2) + "\n"
     if args.out:
