@@ -187,3 +187,10 @@ def test_an_empty_corpus_builds_an_empty_index(tmp_path: Path, settings) -> None
     (tmp_path / "corpus").mkdir()
     build_index(tmp_path / "corpus", tmp_path / "index", settings, progress=False)
     assert load_index(tmp_path / "index").catalog == []
+
+
+def test_a_query_vector_is_the_batch_embedding_of_the_same_text() -> None:
+    for text in ["How long was the phone call between Ishiba and Lee?", "Lee", "李在明 and 石破茂 — “talks”"]:
+        query = embedding.embed_query(text)
+        assert query.dtype == np.float32 and query.shape == (384,)
+        assert np.allclose(query, embedding.embed([text])[0], atol=1e-5)
