@@ -66,9 +66,10 @@ class BM25Postings:
         self.data = RowFile(directory / "data.csc.index.npy")
 
     def get_scores(self, tokens: list[str]) -> np.ndarray:
-        ids = [self.vocabulary[t] for t in tokens if t in self.vocabulary]
-        docs = [self.indices[int(self.indptr[i]):int(self.indptr[i + 1])] for i in ids]
-        weights = [self.data[int(self.indptr[i]):int(self.indptr[i + 1])] for i in ids]
+        postings = [slice(int(self.indptr[i]), int(self.indptr[i + 1]))
+                    for i in (self.vocabulary[t] for t in tokens if t in self.vocabulary)]
+        docs = [self.indices[p] for p in postings]
+        weights = [self.data[p] for p in postings]
         if not docs:
             return np.zeros(self.num_docs, dtype=np.float32)
         return np.bincount(np.concatenate(docs), np.concatenate(weights), minlength=self.num_docs).astype(np.float32)
