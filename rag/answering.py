@@ -18,7 +18,7 @@ import numpy as np
 
 from rag import lexical
 from rag.index import IndexData
-from rag.questions import DURATION, QuestionAnalysis, analyze_question, is_follow_up
+from rag.questions import DURATION, ROLES, QuestionAnalysis, analyze_question, is_follow_up
 from rag.retrieval import FusionSettings, retrieve
 from rag.types import Answer, Article, Corroboration, Filters, Passage, Reply, Span, Turn
 
@@ -35,7 +35,10 @@ SPAN_FEATURES = (
     "after_anchor", "before_anchor", "between_anchors", "adjacent_after", "novelty", "log_words", "long",
     "has_head_noun", "after_preposition", "position", "joined", "partly_question", "window_left", "window_right",
     "head_in_question", "subject", "object", "prep_object", "appositive",
+    "prep_phrase", "adverbial", "clause", "manner_fit", "reason_fit", "action_fit",
+    "same_slot", "same_role", "same_governor",
 )
+PHRASE_KINDS = ("PP", "ADVP", "CL")  # rag.nlp's phrases: candidates only when a question asks how, why or what...do
 SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass", "csubj"})
 OBJECT_DEPS = frozenset({"dobj", "attr", "oprd", "dative", "acomp"})
 WINDOW_WORDS = 6
@@ -62,15 +65,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.668, 3.072, 2.644, 0.862, 0.602, 2.044, -1.016, -0.717, -0.387, 0.047, -0.034)
+        2.671, 3.05, 2.641, 0.856, 0.691, 2.023, -1.01, -0.733, -0.393, 0.074, -0.044)
     span_weights: tuple[float, ...] = (
-        0.0, 0.629, -0.113, 0.24, -0.126, -0.153, 0.655, 0.87, -0.215, -0.239, 0.365, 0.697, -0.656, 1.323,
-        0.022, 0.266, -1.267, -0.02, 1.214, 0.897, 0.603, 0.501, 0.216, 0.278, 0.026)
+        -0.0, 0.605, 0.032, 0.433, 0.025, -0.117, 0.647, 0.873, -0.212, -0.339, 0.322, 0.666, -0.449, 1.245,
+        -0.001, 0.259, -1.287, -0.036, 1.171, 0.84, 0.553, 0.381, 0.085, 0.284, 0.079, -0.596, 0.067, -0.026,
+        0.214, 0.125, -0.097, 0.121, 0.42, 0.313)
     evidence_weights: tuple[float, ...] = (
-        3.588, 0.783, 2.021, 0.231, -0.127, 0.096, 0.094, 0.113, -0.014, -0.501, -0.525, -0.47, -2.014, -0.184,
-        -1.268, -0.783, 0.325, -0.42)
-    evidence_bias: float = -5.613
-    no_answer_threshold: float = 0.316
+        3.621, 0.788, 1.916, 0.246, -0.155, 0.121, 0.083, 0.103, -0.016, -0.539, -0.511, -0.422, -2.191, -0.22,
+        -1.005, -0.788, 0.335, -0.418)
+    evidence_bias: float = -5.514
+    no_answer_threshold: float = 0.303
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -148,6 +152,7 @@ class QuoteContext:
     question: QuestionAnalysis
     head: str | None
     content: frozenset[str]
+    form: str  # "how" (manner), "why", "do" ("what did they do"), or ""
 
     @classmethod
     def of(cls, text: str, quote_start: int, quote_end: int, question: QuestionAnalysis) -> "QuoteContext":
@@ -156,7 +161,19 @@ class QuoteContext:
         anchors = [i for i, w in enumerate(words) if w in question.words and w not in PRONOUNS and len(w) > 2]
         content = frozenset(w for w in question.words if w not in PRONOUNS and w not in _WH and len(w) > 2)
         return cls(text, [m.start() for m in matches], [m.end() for m in matches], words, anchors, question,
-                   _head_noun(question), content or frozenset({""}))
+                   _head_noun(question), content or frozenset({""}), question_form(question.text))
+
+
+def question_form(question: str) -> str:
+    """What kind of phrase answers a question with no entity type: a manner, a reason, an action."""
+    q = question.lower()
+    if re.search(r"\bhow\b(?!\s+(?:many|much|long|old|far|large|big|tall|high|fast|heavy|deep|wide|often))", q):
+        return "how"
+    if re.search(r"\bwhy\b|\bfor what reason\b", q):
+        return "why"
+    if re.search(r"\bwhat\b.*\b(?:do|does|did|doing|done)\b", q):
+        return "do"
+    return ""
 
 
 def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: Span) -> np.ndarray | None:
@@ -170,6 +187,8 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     new_words = [w for w in words if w not in question.words and w not in PRONOUNS]
     if not new_words:
         return None
+    if span.label in PHRASE_KINDS and not quote.form:
+        return None
     label = "NP" if span.label == "NP+" else span.label
     typed = label in question.expected and (question.expected != DURATION
                                             or bool(_DURATION_UNIT.search(quote.text, span.start, span.end)))
@@ -180,11 +199,13 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     right = set(quote.words[last:last + WINDOW_WORDS])
     head = quote.head
     governor = quote.text[span.head_start:span.head_end].lower() if span.head_start >= 0 else ""
+    same_role = bool(question.wh_role) and ROLES.get(span.dep) == question.wh_role
+    same_governor = bool(question.wh_governor) and governor[:4] == question.wh_governor[:4]
     return np.array([
         typed,
         bool(question.expected) and label == question.expected[0],
         untyped and label == "NP",
-        untyped and label not in NUMBER_LABELS and label != "NP",
+        untyped and label not in NUMBER_LABELS and label != "NP" and label not in PHRASE_KINDS,
         untyped and label in NUMBER_LABELS,
         bool(question.expected) and not typed and label == "NP",
         1.0 / (1.0 + after) if after is not None else 0.0,
@@ -206,6 +227,15 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
         span.dep in OBJECT_DEPS,
         span.dep == "pobj",
         span.dep == "appos",
+        span.label == "PP",
+        span.label == "ADVP",
+        span.label == "CL",
+        quote.form == "how" and span.label in ("PP", "ADVP", "CL"),
+        quote.form == "why" and span.label in ("PP", "CL"),
+        quote.form == "do" and span.label == "CL",
+        same_role and same_governor,
+        same_role,
+        same_governor,
     ], dtype=np.float64)
 
 

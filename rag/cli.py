@@ -51,6 +51,9 @@ def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
         click.echo(f"skipped {path}: same text as article {kept}", err=True)
     if report.rebuilt_all:
         click.echo(f"rebuilt everything: {report.rebuilt_all}", err=True)
+    if report.reannotated:
+        click.echo(f"found entities and phrases again in {report.reannotated} unchanged articles "
+                   "(the annotator changed; their vectors were reused)", err=True)
     state = "index is up to date" if not report.build else f"built {report.build}"
     click.echo(f"{report.summary()} ({report.chunks} chunks, {report.embedded_chunks} embedded; "
                f"{report.seconds:.1f}s); {state} in {index_dir}")

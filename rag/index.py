@@ -3,14 +3,15 @@
 Layout of an index directory:
     CURRENT               name of the build being served (replaced atomically)
     builds/<name>/        one complete build:
-        manifest.json         format, model, chunker settings, counts, span labels
+        manifest.json         format, model, chunker and annotator, counts, span labels
         articles.jsonl        article metadata; texts.bin + text_offsets.npy hold the texts
         hashes.json           content hash per article, to tell what changed
         chunks.npy, sentences.npy, spans.npy, span_ptr.npy    offset tables (int32; span_ptr int64)
         chunk_vectors.npy, sentence_vectors.npy, chunks.faiss, bm25/, df.json
     .lock                 held while a build runs
 A build is written beside the served one and switched to by replacing CURRENT, so a crash mid-build
-leaves the previous index serving. Unchanged articles reuse their stored vectors and entities.
+leaves the previous index serving. Unchanged articles reuse their stored vectors and entities (only their
+entities and phrases are found again when the annotator changed, which is far cheaper than embedding).
 """
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ class BuildReport:
     seconds: float = 0.0
     model_seconds: float = 0.0
     rebuilt_all: str | None = None  # why nothing could be reused, if so
+    reannotated: int = 0  # unchanged articles whose entities and phrases were found again (annotator changed)
     build: str = ""
 
     def summary(self) -> str:
@@ -233,16 +235,32 @@ def _process(articles: list[Article], settings: Settings, report: BuildReport, p
     report.embedded_sentences += len(sentence_texts)
     rows, c, s = [], 0, 0
     for sents, chunks in layouts:
-        span_rows, labels = [], []
-        for j in range(len(sents)):
-            for span in spans[s + j]:
-                span_rows.append((j, span.start, span.end, span.head_start, span.head_end))
-                labels.append(f"{span.label}|{span.dep}")
+        span_rows, labels = _span_rows(spans[s:s + len(sents)])
         rows.append(ArticleRows(sents, chunks, chunk_vectors[c:c + len(chunks)], sentence_vectors[s:s + len(sents)],
-                                np.array(span_rows, dtype=np.int64).reshape(-1, 5), labels))
+                                span_rows, labels))
         c += len(chunks)
         s += len(sents)
     return rows
+
+
+def _span_rows(spans: list[list[Span]]) -> tuple[np.ndarray, list[str]]:
+    """One article's spans, sentence by sentence, as stored rows and their "LABEL|dep" labels."""
+    rows = [(j, span.start, span.end, span.head_start, span.head_end) for j, found in enumerate(spans) for span in found]
+    labels = [f"{span.label}|{span.dep}" for found in spans for span in found]
+    return np.array(rows, dtype=np.int64).reshape(-1, 5), labels
+
+
+def _reannotate(articles: list[Article], rows: list[ArticleRows], progress: bool) -> list[ArticleRows]:
+    """The rows with their spans found again by the installed annotator; vectors and offsets are kept."""
+    texts = [a.text[s:e] for a, r in zip(articles, rows) for s, e in r.sentences.tolist()]
+    offsets = [s for r in rows for s, _ in r.sentences.tolist()]
+    spans = _annotate_batches(texts, offsets, progress)
+    out, s = [], 0
+    for r in rows:
+        span_rows, labels = _span_rows(spans[s:s + len(r.sentences)])
+        out.append(replace(r, spans=span_rows, span_labels=labels))
+        s += len(r.sentences)
+    return out
 
 
 def _batches(n: int, size: int, progress: bool, what: str) -> Iterator[tuple[int, int]]:
@@ -304,12 +322,19 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
         report.removed = sorted(set(old) - set(hashes))
         if on_scanned:
             on_scanned(report)
-        if previous is not None and not (fresh or report.removed):
+        stale = previous is not None and previous.manifest.get("annotator") != nlp.annotator_identity()
+        if previous is not None and not (fresh or report.removed or stale):
             report.chunks = len(previous.chunk_table)
             report.seconds = time.perf_counter() - started
             return report  # up to date: keep serving the current build
         new_rows = dict(zip((a.id for a in fresh), _process(fresh, settings, report, progress)))
-        rows = [new_rows[a.id] if a.id in new_rows else previous.rows_of(a.id) for a in scan.articles]
+        kept = [a for a in scan.articles if a.id not in new_rows]
+        kept_rows = [previous.rows_of(a.id) for a in kept]
+        if stale and kept:  # a new annotator: reuse the vectors, find the spans again
+            kept_rows = _reannotate(kept, kept_rows, progress)
+            report.reannotated = len(kept)
+        new_rows.update(zip((a.id for a in kept), kept_rows))
+        rows = [new_rows[a.id] for a in scan.articles]
         report.chunks = sum(len(r.chunks) for r in rows)
         report.build = _write_build(index_dir, scan.articles, rows, hashes, settings)
     report.seconds = time.perf_counter() - started
@@ -389,6 +414,7 @@ def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRow
             "format": FORMAT_VERSION,
             "model": embedding.model_identity(),
             "chunker": chunker_settings(settings),
+            "annotator": nlp.annotator_identity(),
             "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "counts": {"articles": len(articles), "chunks": len(tables["chunks"]),
                        "sentences": len(tables["sentences"]), "spans": len(tables["spans"])},

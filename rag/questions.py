@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rag import lexical
+from rag import lexical, nlp
 
 PERSON_LIKE = ("PERSON", "ORG", "NORP", "GPE")
 ORG_LIKE = ("ORG", "PERSON", "NORP", "GPE", "FAC")
@@ -49,6 +49,8 @@ class QuestionAnalysis:
     expected: tuple[str, ...]  # span labels that fit, best first; empty means any noun phrase
     tokens: tuple[str, ...]  # stemmed content words (not the question's form: "what", "did", "how long"...)
     words: frozenset[str]  # lower-cased surface words, to exclude spans that only repeat the question
+    wh_role: str = ""  # the question word's role: "subject", "object", "pobj" or ""
+    wh_governor: str = ""  # the lower-cased word it depends on ("drove" in "What drove residents away?")
 
 
 def expected_labels(question: str) -> tuple[str, ...]:
@@ -59,13 +61,35 @@ def expected_labels(question: str) -> tuple[str, ...]:
     return ()
 
 
-def analyze_question(question: str) -> QuestionAnalysis:
+ROLES = {"nsubj": "subject", "nsubjpass": "subject", "csubj": "subject", "dobj": "object", "attr": "object",
+         "oprd": "object", "dative": "object", "pobj": "pobj"}
+_LIGHT_VERBS = frozenset({"be", "is", "are", "was", "were", "been", "do", "does", "did", "have", "has", "had"})
+
+
+def wh_phrase(doc) -> tuple[str, str]:
+    """The role of the question's wh-phrase and the word it hangs on, from spaCy's parse: the answer in the
+    text usually fills the same slot ("What drove residents away?" -> the subject of "drove")."""
+    wh = next((t for t in doc if t.tag_ in ("WDT", "WP", "WP$", "WRB")), None)
+    if wh is None:
+        return "", ""
+    root = wh.head if wh.dep_ == "det" and wh.head.pos_ in ("NOUN", "PROPN") else wh
+    governor = root.head.text.lower() if root.head is not root else ""
+    if root.dep_ == "pobj" and root.head.head is not root.head:
+        governor = root.head.head.text.lower()  # "In what city did he die?": the verb, not "in"
+    return ROLES.get(root.dep_, ""), "" if governor in _LIGHT_VERBS else governor
+
+
+def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
+    """The question's expected answer type, content words and (with `parse`, via spaCy) its wh-phrase's slot."""
+    role, governor = wh_phrase(nlp.parse(question)) if parse else ("", "")
     return QuestionAnalysis(
         text=question,
         expected=expected_labels(question),
         tokens=tuple(dict.fromkeys(t for t in lexical.tokenize([_HOW.sub(" ", question)])[0]
                                    if t not in _form_stems())),
         words=frozenset(re.findall(r"\w+", question.lower())),
+        wh_role=role,
+        wh_governor=governor,
     )
 
 

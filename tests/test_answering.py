@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import same_answer
+from rag import nlp
+from rag.answering import AnswerSettings, pick_span, same_answer
+from rag.questions import analyze_question
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
 
@@ -99,3 +101,33 @@ def test_date_filter_is_applied_before_ranking(pipeline: Pipeline) -> None:
 ])
 def test_answers_stating_one_value_are_recognised(a: str, b: str, same: bool) -> None:
     assert same_answer(a, b) is same
+
+
+@pytest.mark.parametrize("question, role, governor", [
+    ("What drove residents to quieter suburban housing?", "subject", "drove"),
+    ("Who succeeded Yoon Suk Yeol as president?", "subject", "succeeded"),
+    ("What did Lee call Japan during the election campaign?", "object", "call"),
+    ("Which party won back power?", "subject", "won"),
+    ("What is the GDP of South Korea?", "object", ""),  # "is" says nothing about the answer's slot
+])
+def test_the_question_words_slot_is_read_from_its_parse(question: str, role: str, governor: str) -> None:
+    analysis = analyze_question(question)
+    assert (analysis.wh_role, analysis.wh_governor) == (role, governor)
+
+
+def test_how_and_why_questions_can_be_answered_by_a_phrase_not_only_a_noun() -> None:
+    text = "Tokyo is looking to stabilize relations by building trust through frequent summit meetings."
+    spans = nlp.annotate([text])[0]
+    assert (text.index("by building"), len(text) - 1, "PP") in {(s.start, s.end, s.label) for s in spans}
+    how = analyze_question("How does Japan hope to stabilize relations with Seoul?")
+    (start, end), _, _ = pick_span(text, 0, len(text), spans, how, AnswerSettings().span_weights)
+    assert text[start:end] == "by building trust through frequent summit meetings"
+    what = analyze_question("Who is looking to stabilize relations?")
+    (start, end), _, _ = pick_span(text, 0, len(text), spans, what, AnswerSettings().span_weights)
+    assert text[start:end] == "Tokyo"  # phrases compete only for how, why and what-did-they-do questions
+
+
+def test_the_summit_timing_is_quoted_as_said(pipeline: Pipeline) -> None:
+    reply = pipeline.ask("What did Ishiba tell reporters a summit meeting should be held?")
+    assert reply.answers[0].text == "as soon as possible"
+    assert_verbatim(reply, pipeline)

@@ -194,3 +194,17 @@ def test_a_query_vector_is_the_batch_embedding_of_the_same_text() -> None:
         query = embedding.embed_query(text)
         assert query.dtype == np.float32 and query.shape == (384,)
         assert np.allclose(query, embedding.embed([text])[0], atol=1e-5)
+
+
+def test_a_new_annotator_finds_spans_again_but_reuses_every_vector(seed_corpus, built, seed_index, settings,
+                                                                  embedded) -> None:
+    manifest_path = load_index(built).directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "annotator": {"candidates": 0}}))
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert embedded == [] and report.reannotated == 5 and report.build
+    index = load_index(built)
+    assert index.manifest["annotator"] == manifest["annotator"]
+    for sentence_id in range(len(index.sentence_table)):
+        assert index.spans(sentence_id) == seed_index.spans(sentence_id)
+    assert np.array_equal(index.sentence_vectors[:], seed_index.sentence_vectors[:])
