@@ -245,7 +245,8 @@ def _process(articles: list[Article], settings: Settings, report: BuildReport, p
 
 def _span_rows(spans: list[list[Span]]) -> tuple[np.ndarray, list[str]]:
     """One article's spans, sentence by sentence, as stored rows and their "LABEL|dep" labels."""
-    rows = [(j, span.start, span.end, span.head_start, span.head_end) for j, found in enumerate(spans) for span in found]
+    rows = [(j, span.start, span.end, span.head_start, span.head_end)
+            for j, found in enumerate(spans) for span in found]
     labels = [f"{span.label}|{span.dep}" for found in spans for span in found]
     return np.array(rows, dtype=np.int64).reshape(-1, 5), labels
 
