@@ -30,6 +30,20 @@ def seed_pipeline() -> Pipeline:
     return Pipeline(index_dir=CACHE / "seed" / "index")
 
 
+def dev_scores(pipeline: Pipeline) -> list[tuple[bool, float, bool]]:
+    """Per dev question: is it answerable, its top score, and would its top answer be right if given."""
+    rows = [json.loads(line) for line in (EVAL / "dev_questions.jsonl").read_text().splitlines() if line.strip()]
+    out = []
+    for row in rows:
+        reply = pipeline.ask(row["question"])
+        top = reply.answers[0] if reply.answers else None
+        golds = [normalize_answer(a) for a in row["answers"]]
+        right = top is not None and any(t in top.article.title for t in row["titles"]) and any(
+            g in normalize_answer(top.text) or g in normalize_answer(top.quote) for g in golds)
+        out.append((bool(golds), top.score if top else 0.0, right))
+    return out
+
+
 def evaluate_dev(pipeline: Pipeline | None = None, verbose: bool = False) -> dict:
     pipeline = pipeline or seed_pipeline()
     rows = [json.loads(line) for line in (EVAL / "dev_questions.jsonl").read_text().splitlines() if line.strip()]

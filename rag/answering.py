@@ -13,6 +13,7 @@ import bisect
 import math
 import re
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,6 +47,7 @@ EVIDENCE_FEATURES = (
     "dense", "overlap", "passage", "missing_rarest", "missing_in_passage", "typed", "expects_type",
     "span_score", "margin", "bigrams", "negation_mismatch", "name_missing", "number_missing",
     "name_missing_sentence", "number_missing_sentence", "missing_share", "question_words", "runner_up_overlap",
+    "span_context", "span_in_slot",
 )
 RANK_FEATURES = (
     "dense", "overlap", "passage", "typed", "span_score", "bigrams", "missing_rarest", "name_missing",
@@ -65,16 +67,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.671, 3.05, 2.641, 0.856, 0.691, 2.023, -1.01, -0.733, -0.393, 0.074, -0.044)
+        2.648, 3.002, 2.654, 0.86, 0.699, 2.034, -1.086, -0.725, -0.369, 0.049, -0.036)
     span_weights: tuple[float, ...] = (
         -0.0, 0.605, 0.032, 0.433, 0.025, -0.117, 0.647, 0.873, -0.212, -0.339, 0.322, 0.666, -0.449, 1.245,
         -0.001, 0.259, -1.287, -0.036, 1.171, 0.84, 0.553, 0.381, 0.085, 0.284, 0.079, -0.596, 0.067, -0.026,
         0.214, 0.125, -0.097, 0.121, 0.42, 0.313)
     evidence_weights: tuple[float, ...] = (
-        3.621, 0.788, 1.916, 0.246, -0.155, 0.121, 0.083, 0.103, -0.016, -0.539, -0.511, -0.422, -2.191, -0.22,
-        -1.005, -0.788, 0.335, -0.418)
-    evidence_bias: float = -5.514
-    no_answer_threshold: float = 0.303
+        3.57, 0.763, 1.901, 0.231, -0.194, 0.107, 0.082, 0.124, -0.01, -0.566, -0.484, -0.391, -2.165, -0.215,
+        -0.996, -0.763, 0.381, -0.449, 0.197, -0.676)
+    evidence_bias: float = -5.644
+    no_answer_threshold: float = 0.275
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -239,22 +241,33 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     ], dtype=np.float64)
 
 
+class SpanChoice(NamedTuple):
+    span: tuple[int, int]
+    score: float
+    typed: bool  # it has the type the question expects
+    context: float  # share of the question's content words in the six words either side of it
+    in_slot: bool  # it fills the question word's slot (same role, same governing word)
+
+
 def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], question: QuestionAnalysis,
-              weights: tuple[float, ...]) -> tuple[tuple[int, int], float, bool]:
-    """The best answer span inside the quote (the quote itself when no candidate fits),
-    its score, and whether it has the type the question expects."""
+              weights: tuple[float, ...]) -> SpanChoice:
+    """The best answer span inside the quote (the quote itself when no candidate fits)."""
     quote = QuoteContext.of(text, quote_start, quote_end, question)
     w = np.asarray(weights)
-    best, best_score, best_typed = (quote_start, quote_end), -math.inf, False
+    best, best_score, best_features = (quote_start, quote_end), -math.inf, None
     for span in candidate_spans(text, spans):
         features = span_features(quote, quote_start, quote_end, span)
         if features is None:
             continue
         score = float(features @ w)
-        typed = bool(features[0])
-        if (typed, score) > (best_typed, best_score):  # a span of the expected type first
-            best, best_score, best_typed = (span.start, span.end), score, typed
-    return best, (best_score if best_score > -math.inf else 0.0), best_typed
+        if best_features is None or (features[0], score) > (best_features[0], best_score):  # expected type first
+            best, best_score, best_features = (span.start, span.end), score, features
+    if best_features is None:
+        return SpanChoice(best, 0.0, False, 0.0, False)
+    at = {name: i for i, name in enumerate(SPAN_FEATURES)}
+    return SpanChoice(best, best_score, bool(best_features[0]),
+                      float(best_features[at["window_left"]] + best_features[at["window_right"]]),
+                      bool(best_features[at["same_slot"]]))
 
 
 def overlap_score(index: IndexData, tokens: tuple[str, ...], present: set[str]) -> tuple[float, float]:
@@ -323,16 +336,18 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
         evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
                     "missing_rarest": missing, "missing_in_passage": missing_in_passage[chunk_id],
                     "missing_share": 1.0 - found, "expects_type": float(bool(question.expected)), "typed": 0.0,
-                    "span_score": 0.0, **surface_evidence(question.text, sentence.text, passage_words[chunk_id])}
+                    "span_score": 0.0, "span_context": 0.0, "span_in_slot": 0.0, **surface_evidence(question.text, sentence.text, passage_words[chunk_id])}
         features = np.array([evidence[name] for name in RANK_FEATURES])
         scored.append((float(features[~span_dependent] @ rank_weights[~span_dependent]), sid, sentence, evidence))
     scored.sort(key=lambda item: (-item[0], item[1]))
     candidates = []
     for _, sid, sentence, evidence in scored[:settings.span_sentences]:
         article = index.sentence_article(sid)
-        span, span_score, typed = pick_span(article.text, sentence.start, sentence.end, index.spans(sid), question,
-                                            settings.span_weights)
-        evidence.update(typed=float(typed), span_score=span_score)
+        choice = pick_span(article.text, sentence.start, sentence.end, index.spans(sid), question,
+                           settings.span_weights)
+        span, span_score, typed = choice.span, choice.score, choice.typed
+        evidence.update(typed=float(typed), span_score=span_score, span_context=choice.context,
+                        span_in_slot=float(choice.in_slot))
         rank = float(np.array([evidence[name] for name in RANK_FEATURES]) @ rank_weights)
         candidates.append(Candidate(sid, article, sentence.start, sentence.end, span, span_score, typed, evidence,
                                     rank))

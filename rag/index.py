@@ -323,15 +323,17 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
         report.removed = sorted(set(old) - set(hashes))
         if on_scanned:
             on_scanned(report)
+        # A new annotator or tokenizer reuses every vector: spans are found again, BM25 is rebuilt anyway.
         stale = previous is not None and previous.manifest.get("annotator") != nlp.annotator_identity()
-        if previous is not None and not (fresh or report.removed or stale):
+        retokenize = previous is not None and previous.manifest.get("tokenizer") != lexical.TOKENIZER_VERSION
+        if previous is not None and not (fresh or report.removed or stale or retokenize):
             report.chunks = len(previous.chunk_table)
             report.seconds = time.perf_counter() - started
             return report  # up to date: keep serving the current build
         new_rows = dict(zip((a.id for a in fresh), _process(fresh, settings, report, progress)))
         kept = [a for a in scan.articles if a.id not in new_rows]
         kept_rows = [previous.rows_of(a.id) for a in kept]
-        if stale and kept:  # a new annotator: reuse the vectors, find the spans again
+        if stale and kept:
             kept_rows = _reannotate(kept, kept_rows, progress)
             report.reannotated = len(kept)
         new_rows.update(zip((a.id for a in kept), kept_rows))
@@ -416,6 +418,7 @@ def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRow
             "model": embedding.model_identity(),
             "chunker": chunker_settings(settings),
             "annotator": nlp.annotator_identity(),
+            "tokenizer": lexical.TOKENIZER_VERSION,
             "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "counts": {"articles": len(articles), "chunks": len(tables["chunks"]),
                        "sentences": len(tables["sentences"]), "spans": len(tables["spans"])},

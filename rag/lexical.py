@@ -20,11 +20,36 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+TOKENIZER_VERSION = 2  # recorded in each index; a change makes `rag index` rebuild BM25 (no re-embedding)
+
+
+class _LemmaStemmer:
+    """The Snowball stem of a word's lemma, where spaCy's English exception tables know an irregular one
+    ("told" -> "tell", "won" -> "win", "children" -> "child"), which no stemmer finds."""
+
+    def __init__(self) -> None:
+        from rag import nlp
+
+        tables = nlp.get_nlp().get_pipe("lemmatizer").lookups.get_table("lemma_exc")
+        stem = _stemmer().stemWord
+        self.stem = stem
+        self.irregular = {word: lemmas[0] for pos in ("verb", "noun") for word, lemmas in tables[pos].items()
+                          if lemmas and stem(word) != stem(lemmas[0])}
+
+    def stemWords(self, words: list[str]) -> list[str]:  # noqa: N802 (the name bm25s calls)
+        return [self.stem(self.irregular.get(w, w)) for w in words]
+
+
+@lru_cache(maxsize=1)
+def _lemma_stemmer() -> _LemmaStemmer:
+    return _LemmaStemmer()
+
+
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Lower-cased, stemmed word tokens without stopwords; the same for documents and queries."""
     if not texts:
         return []
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_lemma_stemmer(), return_ids=False, show_progress=False)
 
 
 def build_bm25(tokens: list[list[str]]) -> bm25s.BM25:

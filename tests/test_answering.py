@@ -120,10 +120,10 @@ def test_how_and_why_questions_can_be_answered_by_a_phrase_not_only_a_noun() -> 
     spans = nlp.annotate([text])[0]
     assert (text.index("by building"), len(text) - 1, "PP") in {(s.start, s.end, s.label) for s in spans}
     how = analyze_question("How does Japan hope to stabilize relations with Seoul?")
-    (start, end), _, _ = pick_span(text, 0, len(text), spans, how, AnswerSettings().span_weights)
+    (start, end), *_ = pick_span(text, 0, len(text), spans, how, AnswerSettings().span_weights)
     assert text[start:end] == "by building trust through frequent summit meetings"
     what = analyze_question("Who is looking to stabilize relations?")
-    (start, end), _, _ = pick_span(text, 0, len(text), spans, what, AnswerSettings().span_weights)
+    (start, end), *_ = pick_span(text, 0, len(text), spans, what, AnswerSettings().span_weights)
     assert text[start:end] == "Tokyo"  # phrases compete only for how, why and what-did-they-do questions
 
 
