@@ -19,7 +19,8 @@ import numpy as np
 
 from rag import lexical
 from rag.index import IndexData
-from rag.questions import DURATION, ROLES, QuestionAnalysis, analyze_question, is_follow_up
+from rag.questions import (DURATION, OUTLET, ROLES, QuestionAnalysis, analyze_question, is_follow_up,
+                           without_outlet)
 from rag.retrieval import FusionSettings, retrieve
 from rag.types import Answer, Article, Corroboration, Filters, Passage, Reply, Span, Turn
 
@@ -67,16 +68,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.648, 3.002, 2.654, 0.86, 0.699, 2.034, -1.086, -0.725, -0.369, 0.049, -0.036)
+        2.647, 3.005, 2.651, 0.861, 0.699, 2.034, -1.086, -0.726, -0.369, 0.046, -0.04)
     span_weights: tuple[float, ...] = (
         -0.0, 0.605, 0.032, 0.433, 0.025, -0.117, 0.647, 0.873, -0.212, -0.339, 0.322, 0.666, -0.449, 1.245,
         -0.001, 0.259, -1.287, -0.036, 1.171, 0.84, 0.553, 0.381, 0.085, 0.284, 0.079, -0.596, 0.067, -0.026,
         0.214, 0.125, -0.097, 0.121, 0.42, 0.313)
     evidence_weights: tuple[float, ...] = (
-        3.57, 0.763, 1.901, 0.231, -0.194, 0.107, 0.082, 0.124, -0.01, -0.566, -0.484, -0.391, -2.165, -0.215,
-        -0.996, -0.763, 0.381, -0.449, 0.197, -0.676)
-    evidence_bias: float = -5.644
-    no_answer_threshold: float = 0.275
+        3.566, 0.767, 1.91, 0.231, -0.194, 0.107, 0.081, 0.124, -0.011, -0.569, -0.484, -0.391, -2.165, -0.216,
+        -0.996, -0.767, 0.381, -0.455, 0.197, -0.676)
+    evidence_bias: float = -5.647
+    no_answer_threshold: float = 0.274
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -110,7 +111,8 @@ def _sigmoid(x: float) -> float:
 
 def contextual_question(question: str, history: list[Turn]) -> str:
     """The text to search with: a follow-up question carries the earlier turn it refers to (its question and
-    answer, which names whom "he" or "it" means)."""
+    answer, which names whom "he" or "it" means); a question about who reported a fact searches for the fact."""
+    question = without_outlet(question)
     if history and is_follow_up(question):
         return " ".join(part for part in (history[-1].question, history[-1].answer, question) if part)
     return question
@@ -270,6 +272,29 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
                       bool(best_features[at["same_slot"]]))
 
 
+def outlet_names(source: str) -> list[str]:
+    """How an outlet's name may appear in its own text: "The Mainichi" also as "Mainichi"."""
+    names = [source]
+    if source.lower().startswith("the "):
+        names.append(source[4:])
+    return [n for n in names if n.strip()]
+
+
+def outlet_quote(index: IndexData, sentence_id: int, article: Article) -> tuple[int, int, tuple[int, int]] | None:
+    """For "which outlet reported ...": the article's own outlet name in the sentence or the sentence next to it
+    (a dateline, a credit line), as (quote start, quote end, name span); None when neither names it."""
+    sentence = index.sentence(sentence_id)
+    for neighbour in (sentence_id, sentence_id - 1, sentence_id + 1):
+        if not 0 <= neighbour < len(index.sentence_table) or index.sentence_article(neighbour).id != article.id:
+            continue
+        other = index.sentence(neighbour)
+        for name in outlet_names(article.source):
+            at = article.text.find(name, other.start, other.end)
+            if at >= 0:
+                return min(sentence.start, other.start), max(sentence.end, other.end), (at, at + len(name))
+    return None
+
+
 def overlap_score(index: IndexData, tokens: tuple[str, ...], present: set[str]) -> tuple[float, float]:
     """Share of the question's words (weighted by rarity) found, and the rarity of the rarest one missing
     relative to the rarest overall: a question about a detail the text lacks is likely unanswerable."""
@@ -346,11 +371,15 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
         choice = pick_span(article.text, sentence.start, sentence.end, index.spans(sid), question,
                            settings.span_weights)
         span, span_score, typed = choice.span, choice.score, choice.typed
+        start, end = sentence.start, sentence.end
+        if question.expected == OUTLET:
+            named = outlet_quote(index, sid, article)  # else the answer is the citation: quote the sentence
+            start, end, span = named or (start, end, (start, end))
+            typed = named is not None
         evidence.update(typed=float(typed), span_score=span_score, span_context=choice.context,
                         span_in_slot=float(choice.in_slot))
         rank = float(np.array([evidence[name] for name in RANK_FEATURES]) @ rank_weights)
-        candidates.append(Candidate(sid, article, sentence.start, sentence.end, span, span_score, typed, evidence,
-                                    rank))
+        candidates.append(Candidate(sid, article, start, end, span, span_score, typed, evidence, rank))
     # For a number, date or duration, which spaCy finds reliably, a sentence holding one comes first.
     numeric = bool(question.expected) and set(question.expected) <= NUMBER_LABELS
     candidates.sort(key=lambda c: (-(numeric and c.typed), -c.rank, c.sentence_id))
@@ -419,6 +448,8 @@ def answer_question(index: IndexData, question: str, query_vector: np.ndarray, t
     candidates = find_candidates(index, passages, analysis, query_vector, settings)
     groups: list[tuple[Candidate, list[Candidate]]] = []
     for c in candidates:
+        if any(g[0].article.id == c.article.id and g[0].span == c.span for g in groups):
+            continue  # the same words again (two sentences quoting one outlet name)
         leader = next((g for g in groups if _same_fact(g[0], c, index, settings)), None)
         if leader is not None:
             if all(o.article.id != c.article.id for o in leader[1]):

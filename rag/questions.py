@@ -13,9 +13,18 @@ PLACE_LIKE = ("GPE", "LOC", "FAC", "ORG")
 TEMPORAL = ("DATE", "TIME")
 NUMERIC = ("CARDINAL", "QUANTITY", "MONEY", "PERCENT")
 DURATION = ("TIME", "DATE", "QUANTITY", "CARDINAL")
+OUTLET = ("OUTLET",)  # the answer is the reporting outlet's own name, as the article prints it
+
+# "Which news agency reported ...": the outlet words say whom to cite, not what the fact is. Only with a
+# reporting verb: "What publication named him editor?" asks about the text, not about its outlet.
+_OUTLET = re.compile(r"\b(?:which|what)\s+(?:news\s+agenc(?:y|ies)|newspapers?|(?:news\s+|media\s+)?outlets?|"
+                     r"wire\s+services?|publications?|broadcasters?|news\s+organi[sz]ations?|media)\b"
+                     r"\s+(?:first\s+)?(?:reported|reports?|said|says|wrote|writes|covered|carried|published)\b",
+                     re.I)
 
 # (pattern on the lower-cased question, expected span labels), first match wins.
 _RULES: list[tuple[str, tuple[str, ...]]] = [
+    (_OUTLET.pattern, OUTLET),
     (r"\bhow long\b", DURATION),
     (r"\bhow (many|much)\b.*\b(money|cost|paid|pay|spend|spent|price|dollars?|worth)\b", ("MONEY",) + NUMERIC),
     (r"\bhow (many|much)\b", NUMERIC),
@@ -53,6 +62,13 @@ class QuestionAnalysis:
     wh_governor: str = ""  # the lower-cased word it depends on ("drove" in "What drove residents away?")
 
 
+def without_outlet(question: str) -> str:
+    """The fact a "which outlet reported ..." question is about: what to search for ("the 25-minute phone
+    talks"); other questions are returned as they are."""
+    stripped = " ".join(_OUTLET.sub(" ", question).split())
+    return stripped if len(stripped) > 1 else question
+
+
 def expected_labels(question: str) -> tuple[str, ...]:
     q = question.lower()
     for pattern, labels in _RULES:
@@ -85,7 +101,7 @@ def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
     return QuestionAnalysis(
         text=question,
         expected=expected_labels(question),
-        tokens=tuple(dict.fromkeys(t for t in lexical.tokenize([_HOW.sub(" ", question)])[0]
+        tokens=tuple(dict.fromkeys(t for t in lexical.tokenize([_OUTLET.sub(" ", _HOW.sub(" ", question))])[0]
                                    if t not in _form_stems())),
         words=frozenset(re.findall(r"\w+", question.lower())),
         wh_role=role,

@@ -7,7 +7,7 @@ import pytest
 
 from rag import nlp
 from rag.answering import AnswerSettings, pick_span, same_answer
-from rag.questions import analyze_question
+from rag.questions import analyze_question, without_outlet
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
 
@@ -131,3 +131,21 @@ def test_the_summit_timing_is_quoted_as_said(pipeline: Pipeline) -> None:
     reply = pipeline.ask("What did Ishiba tell reporters a summit meeting should be held?")
     assert reply.answers[0].text == "as soon as possible"
     assert_verbatim(reply, pipeline)
+
+
+def test_which_outlet_reported_a_fact_is_answered_with_its_name_as_printed(pipeline: Pipeline) -> None:
+    reply = pipeline.ask("Which news agency reported the 25-minute phone talks?")
+    top = reply.answers[0]
+    assert not reply.no_answer and top.text == "Jiji Press" and top.article.source == "Jiji Press"
+    assert "25-minute phone talks" in top.quote  # the dateline and the sentence after it
+    assert len({(a.article.id, a.answer_start) for a in reply.answers}) == len(reply.answers)
+    assert_verbatim(reply, pipeline)
+
+
+@pytest.mark.parametrize("question, fact", [
+    ("Which news agency reported the 25-minute phone talks?", "the 25-minute phone talks?"),
+    ("What newspaper said Lee won?", "Lee won?"),
+    ("Which agency handles visas?", "Which agency handles visas?"),  # a government agency, not an outlet
+])
+def test_an_outlet_question_searches_for_the_fact_it_is_about(question: str, fact: str) -> None:
+    assert without_outlet(question) == fact
