@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rag import lexical
+from rag import lexical, nlp
 from rag.index import IndexData
 from rag.questions import (DURATION, OUTLET, ROLES, QuestionAnalysis, analyze_question, is_follow_up,
                            without_outlet)
@@ -36,11 +36,13 @@ SPAN_FEATURES = (
     "typed", "typed_first", "np_untyped", "entity_untyped", "number_untyped", "np_fallback",
     "after_anchor", "before_anchor", "between_anchors", "adjacent_after", "novelty", "log_words", "long",
     "has_head_noun", "after_preposition", "position", "joined", "partly_question", "window_left", "window_right",
-    "head_in_question", "subject", "object", "prep_object", "appositive",
+    "head_in_question", "subject", "object", "prep_object", "appositive", "adjective",
     "prep_phrase", "adverbial", "clause", "manner_fit", "reason_fit", "action_fit",
     "same_slot", "same_role", "same_governor",
 )
-PHRASE_KINDS = ("PP", "ADVP", "CL")  # rag.nlp's phrases: candidates only when a question asks how, why or what...do
+# rag.nlp's phrase candidates: these three only compete when a question asks how, why or what...do.
+PHRASE_KINDS = (nlp.PREPOSITIONAL, nlp.ADVERBIAL, nlp.CLAUSE)
+NOT_ENTITIES = frozenset({"NP", nlp.ADJECTIVE, *PHRASE_KINDS})
 SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass", "csubj"})
 OBJECT_DEPS = frozenset({"dobj", "attr", "oprd", "dative", "acomp"})
 WINDOW_WORDS = 6
@@ -68,16 +70,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.647, 3.005, 2.651, 0.861, 0.699, 2.034, -1.086, -0.726, -0.369, 0.046, -0.04)
+        2.615, 2.972, 2.644, 0.867, 0.77, 2.004, -1.089, -0.727, -0.369, 0.049, -0.044)
     span_weights: tuple[float, ...] = (
-        -0.0, 0.605, 0.032, 0.433, 0.025, -0.117, 0.647, 0.873, -0.212, -0.339, 0.322, 0.666, -0.449, 1.245,
-        -0.001, 0.259, -1.287, -0.036, 1.171, 0.84, 0.553, 0.381, 0.085, 0.284, 0.079, -0.596, 0.067, -0.026,
-        0.214, 0.125, -0.097, 0.121, 0.42, 0.313)
+        0.0, 0.61, 0.022, 0.426, 0.021, -0.082, 0.701, 0.84, -0.193, -0.325, 0.308, 0.641, -0.627, 1.194,
+        0.021, 0.246, -1.254, -0.024, 1.18, 0.877, 0.517, 0.374, 0.124, 0.293, 0.085, 0.073, -0.567, 0.072,
+        -0.152, 0.136, 0.126, -0.106, 0.12, 0.391, 0.346)
     evidence_weights: tuple[float, ...] = (
-        3.566, 0.767, 1.91, 0.231, -0.194, 0.107, 0.081, 0.124, -0.011, -0.569, -0.484, -0.391, -2.165, -0.216,
-        -0.996, -0.767, 0.381, -0.455, 0.197, -0.676)
-    evidence_bias: float = -5.647
-    no_answer_threshold: float = 0.274
+        3.572, 0.721, 1.908, 0.247, -0.226, 0.099, 0.087, 0.155, 0.0, -0.597, -0.485, -0.42, -2.164, -0.187,
+        -0.999, -0.721, 0.376, -0.32, 0.073, -0.528)
+    evidence_bias: float = -5.724
+    no_answer_threshold: float = 0.272
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -209,7 +211,7 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
         typed,
         bool(question.expected) and label == question.expected[0],
         untyped and label == "NP",
-        untyped and label not in NUMBER_LABELS and label != "NP" and label not in PHRASE_KINDS,
+        untyped and label not in NUMBER_LABELS and label not in NOT_ENTITIES,
         untyped and label in NUMBER_LABELS,
         bool(question.expected) and not typed and label == "NP",
         1.0 / (1.0 + after) if after is not None else 0.0,
@@ -231,12 +233,13 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
         span.dep in OBJECT_DEPS,
         span.dep == "pobj",
         span.dep == "appos",
-        span.label == "PP",
-        span.label == "ADVP",
-        span.label == "CL",
-        quote.form == "how" and span.label in ("PP", "ADVP", "CL"),
-        quote.form == "why" and span.label in ("PP", "CL"),
-        quote.form == "do" and span.label == "CL",
+        span.label == nlp.ADJECTIVE,
+        span.label == nlp.PREPOSITIONAL,
+        span.label == nlp.ADVERBIAL,
+        span.label == nlp.CLAUSE,
+        quote.form == "how" and span.label in PHRASE_KINDS,
+        quote.form == "why" and span.label in (nlp.PREPOSITIONAL, nlp.CLAUSE),
+        quote.form == "do" and span.label == nlp.CLAUSE,
         same_role and same_governor,
         same_role,
         same_governor,
@@ -244,6 +247,8 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
 
 
 class SpanChoice(NamedTuple):
+    """The answer span picked inside a quote, with what the evidence model learns from it."""
+
     span: tuple[int, int]
     score: float
     typed: bool  # it has the type the question expects
@@ -361,7 +366,8 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
         evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
                     "missing_rarest": missing, "missing_in_passage": missing_in_passage[chunk_id],
                     "missing_share": 1.0 - found, "expects_type": float(bool(question.expected)), "typed": 0.0,
-                    "span_score": 0.0, "span_context": 0.0, "span_in_slot": 0.0, **surface_evidence(question.text, sentence.text, passage_words[chunk_id])}
+                    "span_score": 0.0, "span_context": 0.0, "span_in_slot": 0.0,
+                    **surface_evidence(question.text, sentence.text, passage_words[chunk_id])}
         features = np.array([evidence[name] for name in RANK_FEATURES])
         scored.append((float(features[~span_dependent] @ rank_weights[~span_dependent]), sid, sentence, evidence))
     scored.sort(key=lambda item: (-item[0], item[1]))

@@ -1,4 +1,4 @@
-"""BM25 over chunks (bm25s, with an English stemmer and stopwords)."""
+"""BM25 over chunks (bm25s, with an English stemmer, spaCy's irregular lemmas and stopwords)."""
 from __future__ import annotations
 
 import json
@@ -31,8 +31,7 @@ class _LemmaStemmer:
         from rag import nlp
 
         tables = nlp.get_nlp().get_pipe("lemmatizer").lookups.get_table("lemma_exc")
-        stem = _stemmer().stemWord
-        self.stem = stem
+        self.stem = stem = _stemmer().stemWord
         self.irregular = {word: lemmas[0] for pos in ("verb", "noun") for word, lemmas in tables[pos].items()
                           if lemmas and stem(word) != stem(lemmas[0])}
 

