@@ -30,41 +30,48 @@ def seed_pipeline() -> Pipeline:
     return Pipeline(index_dir=CACHE / "seed" / "index")
 
 
+def _questions() -> list[dict]:
+    return [json.loads(line) for line in (EVAL / "dev_questions.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _judge(row: dict, reply) -> tuple[bool, bool]:
+    """Whether the top answer would be right if given (it cites a matching title and its span or, leniently,
+    its quote holds an acceptable answer), and whether it is right by the span alone."""
+    top = reply.answers[0] if reply.answers else None
+    golds = [normalize_answer(a) for a in row["answers"]]
+    if top is None or not any(t in top.article.title for t in row["titles"]):
+        return False, False
+    strict = any(g in normalize_answer(top.text) for g in golds)
+    return strict or any(g in normalize_answer(top.quote) for g in golds), strict
+
+
 def dev_scores(pipeline: Pipeline) -> list[tuple[bool, float, bool]]:
     """Per dev question: is it answerable, its top score, and would its top answer be right if given."""
-    rows = [json.loads(line) for line in (EVAL / "dev_questions.jsonl").read_text().splitlines() if line.strip()]
     out = []
-    for row in rows:
+    for row in _questions():
         reply = pipeline.ask(row["question"])
-        top = reply.answers[0] if reply.answers else None
-        golds = [normalize_answer(a) for a in row["answers"]]
-        right = top is not None and any(t in top.article.title for t in row["titles"]) and any(
-            g in normalize_answer(top.text) or g in normalize_answer(top.quote) for g in golds)
-        out.append((bool(golds), top.score if top else 0.0, right))
+        out.append((bool(row["answers"]), reply.answers[0].score if reply.answers else 0.0, _judge(row, reply)[0]))
     return out
 
 
 def evaluate_dev(pipeline: Pipeline | None = None, verbose: bool = False) -> dict:
     pipeline = pipeline or seed_pipeline()
-    rows = [json.loads(line) for line in (EVAL / "dev_questions.jsonl").read_text().splitlines() if line.strip()]
+    rows = _questions()
     answered_right = answered_right_strict = declined = answerable = 0
     for row in rows:
         reply = pipeline.ask(row["question"])
-        top = reply.answers[0] if reply.answers else None
-        golds = [normalize_answer(a) for a in row["answers"]]
-        if not golds:
+        if not row["answers"]:
             declined += reply.no_answer
             outcome = "declined" if reply.no_answer else "answered (wrong: no answer exists)"
         else:
             answerable += 1
-            cited = top is not None and any(t in top.article.title for t in row["titles"])
-            strict = top is not None and any(g in normalize_answer(top.text) for g in golds)
-            lenient = top is not None and any(g in normalize_answer(top.quote) for g in golds)
-            right = not reply.no_answer and cited and (strict or lenient)
+            right, strict = _judge(row, reply)
+            right = right and not reply.no_answer
             answered_right += right
             answered_right_strict += right and strict
             outcome = "right" if right else ("declined" if reply.no_answer else "wrong")
         if verbose:
+            top = reply.answers[0] if reply.answers else None
             print(f"{row['id']} {outcome:9s} {row['question']!r} -> {top.text if top else None!r} "
                   f"({top.score if top else 0:.2f})", file=sys.stderr)
     return {"answerable": answerable, "answered_right": answered_right, "answered_right_span": answered_right_strict,

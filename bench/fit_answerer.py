@@ -143,14 +143,20 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 30
     return w / sigma, b - float(np.sum(w * mu / sigma))
 
 
+def balanced_accuracy(scores: np.ndarray, answerable: np.ndarray, threshold: float) -> float:
+    """The mean of the accuracies on answerable and on unanswerable questions at a threshold."""
+    return float(np.mean(scores[answerable == 1] >= threshold) + np.mean(scores[answerable == 0] < threshold)) / 2
+
+
 def balanced_threshold(scores: np.ndarray, answerable: np.ndarray) -> float:
-    """The score threshold that maximises the mean of the accuracies on answerable and unanswerable questions."""
-    best, best_accuracy = 0.5, -1.0
-    for threshold in np.unique(np.round(scores, 3)):
-        accuracy = (np.mean(scores[answerable == 1] >= threshold) + np.mean(scores[answerable == 0] < threshold)) / 2
-        if accuracy > best_accuracy:
-            best, best_accuracy = float(threshold), accuracy
-    return best
+    """The score threshold that maximises the balanced accuracy."""
+    return max((float(t) for t in np.unique(np.round(scores, 3))),
+               key=lambda t: balanced_accuracy(scores, answerable, t), default=0.5)
+
+
+def dev_right(dev: list[tuple[bool, float, bool]], threshold: float) -> int:
+    """Dev questions right at a threshold: answerable ones answered right, unanswerable ones declined."""
+    return sum((score >= threshold and right) if answerable else score < threshold for answerable, score, right in dev)
 
 
 def dev_threshold(probabilities: np.ndarray, answerable: np.ndarray, dev: list[tuple[bool, float, bool]],
@@ -158,16 +164,11 @@ def dev_threshold(probabilities: np.ndarray, answerable: np.ndarray, dev: list[t
     """The threshold: among those within `plateau` of the best balanced accuracy on SQuAD v2 (a flat
     optimum, which moved by 0.05 between refits), the one that gets most dev questions right; ties go to
     the balanced-accuracy best. Returns it and the balanced-accuracy best."""
-    def balanced(t: float) -> float:
-        return (np.mean(probabilities[answerable == 1] >= t) + np.mean(probabilities[answerable == 0] < t)) / 2
-
     best = balanced_threshold(probabilities, answerable)
-    near = [float(t) for t in np.unique(np.round(probabilities, 3)) if balanced(t) >= balanced(best) - plateau]
-
-    def dev_right(t: float) -> int:
-        return sum((score >= t and right) if answerable_q else score < t for answerable_q, score, right in dev)
-
-    return max(near, key=lambda t: (dev_right(t), -abs(t - best))), best
+    floor = balanced_accuracy(probabilities, answerable, best) - plateau
+    near = [float(t) for t in np.unique(np.round(probabilities, 3))
+            if balanced_accuracy(probabilities, answerable, t) >= floor]
+    return max(near, key=lambda t: (dev_right(dev, t), -abs(t - best))), best
 
 
 def apply(fit: dict, path: Path = ROOT / "rag" / "answering.py") -> None:
@@ -260,7 +261,7 @@ def main() -> None:
     print(f"| threshold at the best balanced accuracy of those held-out scores on the file's questions "
           f"(with both kinds of unanswerable question: {threshold_both:.3f}) | {threshold_balanced:.3f} |")
     print(f"| threshold in use: of those within 0.01 of that balanced accuracy, the one with most of the 14 dev "
-          f"questions right ({sum((sc >= threshold and r) if a else sc < threshold for a, sc, r in dev)}) | "
+          f"questions right ({dev_right(dev, threshold)}) | "
           f"{threshold:.3f} |\n")
     if args.json:
         args.json.write_text(json.dumps(fit, indent=1))

@@ -438,7 +438,7 @@ def analyze_in_context(question: str, history: list[Turn]) -> tuple[str, Questio
     search_text = contextual_question(question, history)
     analysis = analyze_question(question)
     if search_text != question:
-        analysis = replace(analysis, tokens=analyze_question(search_text).tokens)
+        analysis = replace(analysis, tokens=analyze_question(search_text, parse=False).tokens)
     return search_text, analysis
 
 
