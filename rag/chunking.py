@@ -7,8 +7,9 @@ import re
 ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof sr jr st mt ft gov sen rep gen lt col capt cmdr sgt adm maj pres supt rev hon
     jan feb mar apr jun jul aug sep sept oct nov dec no nos vs etc inc corp ltd co bros dept est approx
-    fig vol op al e.g i.e a.m p.m""".split()
+    fig vol op al e.g i.e a.m p.m v""".split()  # "v": "Brown v. Board of Education"
 )
+SPLITTER_VERSION = 2  # recorded in each index: when it changes, `rag index` re-embeds the articles it splits anew
 # After a dotted acronym ("U.S."), these words start a new sentence; other capitalised words do not ("U.S. President").
 SENTENCE_STARTERS = frozenset(
     """the a an he she it they we i you this that these those there but and or so yet however meanwhile

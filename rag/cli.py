@@ -51,6 +51,9 @@ def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
         click.echo(f"skipped {path}: same text as article {kept}", err=True)
     if report.rebuilt_all:
         click.echo(f"rebuilt everything: {report.rebuilt_all}", err=True)
+    if report.resplit:
+        click.echo(f"embedded {report.resplit} unchanged articles again: the sentence splitter now splits them "
+                   "differently", err=True)
     if report.reannotated:
         click.echo(f"found entities and phrases again in {report.reannotated} unchanged articles "
                    "(the annotator changed; their vectors were reused)", err=True)

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rag import embedding, lexical, nlp, vectors
-from rag.chunking import chunk_sentences, split_sentences
+from rag.chunking import SPLITTER_VERSION, chunk_sentences, split_sentences
 from rag.errors import ArticleFormatError, IndexBusyError, IndexNotBuiltError, IndexOutdatedError, ModelMismatchError
 from rag.ingest import content_hash, scan_corpus
 from rag.settings import Settings
@@ -71,6 +71,7 @@ class BuildReport:
     model_seconds: float = 0.0
     rebuilt_all: str | None = None  # why nothing could be reused, if so
     reannotated: int = 0  # unchanged articles whose entities and phrases were found again (annotator changed)
+    resplit: int | None = None  # with a new sentence splitter: unchanged articles it splits differently
     build: str = ""
 
     def summary(self) -> str:
@@ -143,20 +144,31 @@ class IndexData:
         """Article id -> content hash, which a rebuild compares with the corpus (not needed for serving)."""
         return json.loads((self.directory / "hashes.json").read_text())
 
-    def rows_of(self, article_id: str) -> ArticleRows:
-        """The stored rows of one article, with sentence numbers made relative to it."""
+    def _ranges(self, article_id: str) -> tuple[int, int, int, int]:
+        """The article's chunk rows c_lo:c_hi and sentence rows s_lo:s_hi."""
         a = self.article_index[article_id]
         c_lo, c_hi = (int(v) for v in np.searchsorted(self.chunk_article, [a, a + 1]))
         s_lo, s_hi = (int(v) for v in np.searchsorted(self.sentence_table[:, 0], [a, a + 1]))
+        return c_lo, c_hi, s_lo, s_hi
+
+    def layout_of(self, article_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The stored sentence and chunk offsets of one article, as `analyze` returns them."""
+        c_lo, c_hi, s_lo, s_hi = self._ranges(article_id)
         chunks = self.chunk_table[c_lo:c_hi, 1:].astype(np.int64)
         chunks[:, 2:] -= s_lo
+        return self.sentence_table[s_lo:s_hi, 1:].astype(np.int64), chunks
+
+    def rows_of(self, article_id: str) -> ArticleRows:
+        """The stored rows of one article, with sentence numbers made relative to it."""
+        c_lo, c_hi, s_lo, s_hi = self._ranges(article_id)
+        sentences, chunks = self.layout_of(article_id)
         p_lo, p_hi = int(self.span_ptr[s_lo]), int(self.span_ptr[s_hi])
         span_rows = self.span_table[p_lo:p_hi].astype(np.int64)
         span_sentence = np.repeat(np.arange(s_hi - s_lo), np.diff(self.span_ptr[s_lo:s_hi + 1]))
         spans = np.column_stack([span_sentence, span_rows[:, :2], span_rows[:, 3:]])
         labels = [self.span_labels[int(c)] for c in span_rows[:, 2]]
-        return ArticleRows(self.sentence_table[s_lo:s_hi, 1:].astype(np.int64), chunks,
-                           self.chunk_vectors[c_lo:c_hi], self.sentence_vectors[s_lo:s_hi], spans, labels)
+        return ArticleRows(sentences, chunks, self.chunk_vectors[c_lo:c_hi], self.sentence_vectors[s_lo:s_hi], spans,
+                           labels)
 
 
 def current_build(index_dir: Path) -> Path | None:
@@ -216,6 +228,11 @@ def analyze(article: Article, settings: Settings) -> tuple[np.ndarray, np.ndarra
     chunks = chunk_sentences(sentences, settings.chunk_max_chars, settings.chunk_overlap_sentences)
     chunk_rows = np.array([(s, e, ids[0], ids[-1] + 1) for s, e, ids in chunks], dtype=np.int64).reshape(-1, 4)
     return np.array(sentences, dtype=np.int64).reshape(-1, 2), chunk_rows
+
+
+def _same_layout(index: IndexData, article: Article, settings: Settings) -> bool:
+    """Whether the splitter and chunker still cut the article where the index has it cut."""
+    return all(np.array_equal(x, y) for x, y in zip(analyze(article, settings), index.layout_of(article.id)))
 
 
 def _process(articles: list[Article], settings: Settings, report: BuildReport, progress: bool) -> list[ArticleRows]:
@@ -317,16 +334,22 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
         old = previous.content_hashes() if previous else {}
         hashes = {a.id: content_hash(a) for a in scan.articles}
         fresh = [a for a in scan.articles if old.get(a.id) != hashes[a.id]]
-        fresh_ids = {a.id for a in fresh}
+        if previous is not None and previous.manifest.get("splitter") != SPLITTER_VERSION:
+            # A new sentence splitter: only the articles it now splits differently are embedded again.
+            resplit = [a for a in scan.articles
+                       if old.get(a.id) == hashes[a.id] and not _same_layout(previous, a, settings)]
+            report.resplit = len(resplit)
+            fresh += resplit
         for a in scan.articles:
-            (report.unchanged if a.id not in fresh_ids else report.changed if a.id in old else report.added).append(a.id)
+            (report.unchanged if old.get(a.id) == hashes[a.id] else report.changed if a.id in old
+             else report.added).append(a.id)
         report.removed = sorted(set(old) - set(hashes))
         if on_scanned:
             on_scanned(report)
         # A new annotator or tokenizer reuses every vector: spans are found again, BM25 is rebuilt anyway.
         stale = previous is not None and previous.manifest.get("annotator") != nlp.annotator_identity()
         retokenize = previous is not None and previous.manifest.get("tokenizer") != lexical.TOKENIZER_VERSION
-        if previous is not None and not (fresh or report.removed or stale or retokenize):
+        if previous is not None and not (fresh or report.removed or stale or retokenize or report.resplit is not None):
             report.chunks = len(previous.chunk_table)
             report.seconds = time.perf_counter() - started
             return report  # up to date: keep serving the current build
@@ -419,6 +442,7 @@ def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRow
             "chunker": chunker_settings(settings),
             "annotator": nlp.annotator_identity(),
             "tokenizer": lexical.TOKENIZER_VERSION,
+            "splitter": SPLITTER_VERSION,
             "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "counts": {"articles": len(articles), "chunks": len(tables["chunks"]),
                        "sentences": len(tables["sentences"]), "spans": len(tables["spans"])},

@@ -25,6 +25,8 @@ def sentences_of(text: str) -> list[str]:
     ("Donald J. Trump spoke. Japan-U.S.-South Korea cooperation grew.",
      ["Donald J. Trump spoke.", "Japan-U.S.-South Korea cooperation grew."]),
     ("First paragraph without a stop\n\nSecond paragraph.", ["First paragraph without a stop", "Second paragraph."]),
+    ("The case Brown v. Board of Education ended it. Roe v. Wade followed.",
+     ["The case Brown v. Board of Education ended it.", "Roe v. Wade followed."]),
 ])
 def test_splitter_copes_with_news_prose(text: str, expected: list[str]) -> None:
     assert sentences_of(text) == expected

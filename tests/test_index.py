@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import embedding, index as index_module
+from rag import chunking, embedding, index as index_module
 from rag.errors import IndexBusyError, IndexNotBuiltError, IndexOutdatedError
 from rag.index import build_index, build_lock, load_index
 from rag.ingest import scan_corpus
@@ -208,3 +208,24 @@ def test_a_new_annotator_finds_spans_again_but_reuses_every_vector(seed_corpus, 
     for sentence_id in range(len(index.sentence_table)):
         assert index.spans(sentence_id) == seed_index.spans(sentence_id)
     assert np.array_equal(index.sentence_vectors[:], seed_index.sentence_vectors[:])
+
+
+def test_a_new_sentence_splitter_re_embeds_only_the_articles_it_splits_differently(
+        seed_corpus, tmp_path, settings, monkeypatch, embedded) -> None:
+    (seed_corpus / "court.md").write_text("---\ntitle: Ruling\nsource: Kyodo\n---\n"
+                                          "The court cited Brown v. Board of Education. It was decided in 1954.\n")
+    index_dir = tmp_path / "index"
+    with monkeypatch.context() as old_splitter:  # one that ends a sentence at "v."
+        old_splitter.setattr(chunking, "ABBREVIATIONS", chunking.ABBREVIATIONS - {"v"})
+        old_splitter.setattr(index_module, "SPLITTER_VERSION", chunking.SPLITTER_VERSION - 1)
+        build_index(seed_corpus, index_dir, settings, progress=False)
+    embedded.clear()
+    report = build_index(seed_corpus, index_dir, settings, progress=False)
+    assert report.resplit == 1 and report.summary() == "0 added, 0 changed, 0 removed, 6 unchanged"
+    assert set(embedded) <= {"The court cited Brown v. Board of Education. It was decided in 1954.",
+                             "The court cited Brown v. Board of Education.", "It was decided in 1954."}
+    index = load_index(index_dir)
+    assert [index.sentence(i).text for i in range(len(index.sentence_table))
+            if index.sentence(i).article_id == "court"] == ["The court cited Brown v. Board of Education.",
+                                                             "It was decided in 1954."]
+    assert build_index(seed_corpus, index_dir, settings, progress=False).build == ""  # now up to date
