@@ -43,8 +43,9 @@ SPAN_FEATURES = (
 # rag.nlp's phrase candidates: these three only compete when a question asks how, why or what...do.
 PHRASE_KINDS = (nlp.PREPOSITIONAL, nlp.ADVERBIAL, nlp.CLAUSE)
 NOT_ENTITIES = frozenset({"NP", nlp.ADJECTIVE, *PHRASE_KINDS})
-SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass", "csubj"})
-OBJECT_DEPS = frozenset({"dobj", "attr", "oprd", "dative", "acomp"})
+_AT = {name: i for i, name in enumerate(SPAN_FEATURES)}
+SUBJECT_DEPS = frozenset(dep for dep, role in ROLES.items() if role == "subject")
+OBJECT_DEPS = frozenset(dep for dep, role in ROLES.items() if role == "object") | {"acomp"}
 WINDOW_WORDS = 6
 EVIDENCE_FEATURES = (
     "dense", "overlap", "passage", "missing_rarest", "missing_in_passage", "typed", "expects_type",
@@ -158,7 +159,6 @@ class QuoteContext:
     question: QuestionAnalysis
     head: str | None
     content: frozenset[str]
-    form: str  # "how" (manner), "why", "do" ("what did they do"), or ""
 
     @classmethod
     def of(cls, text: str, quote_start: int, quote_end: int, question: QuestionAnalysis) -> "QuoteContext":
@@ -167,19 +167,7 @@ class QuoteContext:
         anchors = [i for i, w in enumerate(words) if w in question.words and w not in PRONOUNS and len(w) > 2]
         content = frozenset(w for w in question.words if w not in PRONOUNS and w not in _WH and len(w) > 2)
         return cls(text, [m.start() for m in matches], [m.end() for m in matches], words, anchors, question,
-                   _head_noun(question), content or frozenset({""}), question_form(question.text))
-
-
-def question_form(question: str) -> str:
-    """What kind of phrase answers a question with no entity type: a manner, a reason, an action."""
-    q = question.lower()
-    if re.search(r"\bhow\b(?!\s+(?:many|much|long|old|far|large|big|tall|high|fast|heavy|deep|wide|often))", q):
-        return "how"
-    if re.search(r"\bwhy\b|\bfor what reason\b", q):
-        return "why"
-    if re.search(r"\bwhat\b.*\b(?:do|does|did|doing|done)\b", q):
-        return "do"
-    return ""
+                   _head_noun(question), content or frozenset({""}))
 
 
 def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: Span) -> np.ndarray | None:
@@ -193,7 +181,7 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     new_words = [w for w in words if w not in question.words and w not in PRONOUNS]
     if not new_words:
         return None
-    if span.label in PHRASE_KINDS and not quote.form:
+    if span.label in PHRASE_KINDS and not question.form:
         return None
     label = "NP" if span.label == "NP+" else span.label
     typed = label in question.expected and (question.expected != DURATION
@@ -237,9 +225,9 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
         span.label == nlp.PREPOSITIONAL,
         span.label == nlp.ADVERBIAL,
         span.label == nlp.CLAUSE,
-        quote.form == "how" and span.label in PHRASE_KINDS,
-        quote.form == "why" and span.label in (nlp.PREPOSITIONAL, nlp.CLAUSE),
-        quote.form == "do" and span.label == nlp.CLAUSE,
+        question.form == "how" and span.label in PHRASE_KINDS,
+        question.form == "why" and span.label in (nlp.PREPOSITIONAL, nlp.CLAUSE),
+        question.form == "do" and span.label == nlp.CLAUSE,
         same_role and same_governor,
         same_role,
         same_governor,
@@ -271,10 +259,9 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
             best, best_score, best_features = (span.start, span.end), score, features
     if best_features is None:
         return SpanChoice(best, 0.0, False, 0.0, False)
-    at = {name: i for i, name in enumerate(SPAN_FEATURES)}
     return SpanChoice(best, best_score, bool(best_features[0]),
-                      float(best_features[at["window_left"]] + best_features[at["window_right"]]),
-                      bool(best_features[at["same_slot"]]))
+                      float(best_features[_AT["window_left"]] + best_features[_AT["window_right"]]),
+                      bool(best_features[_AT["same_slot"]]))
 
 
 def outlet_names(source: str) -> list[str]:

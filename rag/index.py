@@ -153,7 +153,9 @@ class IndexData:
 
     def layout_of(self, article_id: str) -> tuple[np.ndarray, np.ndarray]:
         """The stored sentence and chunk offsets of one article, as `analyze` returns them."""
-        c_lo, c_hi, s_lo, s_hi = self._ranges(article_id)
+        return self._layout(*self._ranges(article_id))
+
+    def _layout(self, c_lo: int, c_hi: int, s_lo: int, s_hi: int) -> tuple[np.ndarray, np.ndarray]:
         chunks = self.chunk_table[c_lo:c_hi, 1:].astype(np.int64)
         chunks[:, 2:] -= s_lo
         return self.sentence_table[s_lo:s_hi, 1:].astype(np.int64), chunks
@@ -161,7 +163,7 @@ class IndexData:
     def rows_of(self, article_id: str) -> ArticleRows:
         """The stored rows of one article, with sentence numbers made relative to it."""
         c_lo, c_hi, s_lo, s_hi = self._ranges(article_id)
-        sentences, chunks = self.layout_of(article_id)
+        sentences, chunks = self._layout(c_lo, c_hi, s_lo, s_hi)
         p_lo, p_hi = int(self.span_ptr[s_lo]), int(self.span_ptr[s_hi])
         span_rows = self.span_table[p_lo:p_hi].astype(np.int64)
         span_sentence = np.repeat(np.arange(s_hi - s_lo), np.diff(self.span_ptr[s_lo:s_hi + 1]))

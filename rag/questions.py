@@ -60,6 +60,7 @@ class QuestionAnalysis:
     words: frozenset[str]  # lower-cased surface words, to exclude spans that only repeat the question
     wh_role: str = ""  # the question word's role: "subject", "object", "pobj" or ""
     wh_governor: str = ""  # the lower-cased word it depends on ("drove" in "What drove residents away?")
+    form: str = ""  # "how" (manner), "why", "do" ("what did they do"), or ""
 
 
 def without_outlet(question: str) -> str:
@@ -67,6 +68,18 @@ def without_outlet(question: str) -> str:
     talks"); other questions are returned as they are."""
     stripped = " ".join(_OUTLET.sub(" ", question).split())
     return stripped if len(stripped) > 1 else question
+
+
+def question_form(question: str) -> str:
+    """What kind of phrase answers a question with no entity type: a manner, a reason, an action."""
+    q = question.lower()
+    if re.search(r"\bhow\b(?!\s+(?:many|much|long|old|far|large|big|tall|high|fast|heavy|deep|wide|often))", q):
+        return "how"
+    if re.search(r"\bwhy\b|\bfor what reason\b", q):
+        return "why"
+    if re.search(r"\bwhat\b.*\b(?:do|does|did|doing|done)\b", q):
+        return "do"
+    return ""
 
 
 def expected_labels(question: str) -> tuple[str, ...]:
@@ -106,6 +119,7 @@ def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
         words=frozenset(re.findall(r"\w+", question.lower())),
         wh_role=role,
         wh_governor=governor,
+        form=question_form(question),
     )
 
 
