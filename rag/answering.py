@@ -140,13 +140,6 @@ def candidate_spans(text: str, spans: list[Span]) -> list[Span]:
     return spans + joined
 
 
-def _head_noun(question: QuestionAnalysis) -> str | None:
-    """The noun a what/which question asks about ("What sports are..." -> "sports")."""
-    match = re.search(r"\b(?:what|which)\s+(?:kinds? of |types? of |sorts? of )?(\w+)", question.text.lower())
-    return match.group(1) if match and match.group(1) not in {"is", "was", "are", "were", "did", "does", "do",
-                                                              "has", "had", "can", "the", "a"} else None
-
-
 @dataclass(frozen=True)
 class QuoteContext:
     """A quote's words with their offsets, and where the question's words fall in it (computed once per quote)."""
@@ -157,7 +150,6 @@ class QuoteContext:
     words: list[str]
     anchors: list[int]  # word positions of question words
     question: QuestionAnalysis
-    head: str | None
     content: frozenset[str]
 
     @classmethod
@@ -167,7 +159,7 @@ class QuoteContext:
         anchors = [i for i, w in enumerate(words) if w in question.words and w not in PRONOUNS and len(w) > 2]
         content = frozenset(w for w in question.words if w not in PRONOUNS and w not in _WH and len(w) > 2)
         return cls(text, [m.start() for m in matches], [m.end() for m in matches], words, anchors, question,
-                   _head_noun(question), content or frozenset({""}))
+                   content or frozenset({""}))
 
 
 def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: Span) -> np.ndarray | None:
@@ -191,7 +183,7 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     before = min((a - last for a in quote.anchors if a >= last), default=None)
     left = set(quote.words[max(0, first - WINDOW_WORDS):first])
     right = set(quote.words[last:last + WINDOW_WORDS])
-    head = quote.head
+    head = question.head
     governor = quote.text[span.head_start:span.head_end].lower() if span.head_start >= 0 else ""
     same_role = bool(question.wh_role) and ROLES.get(span.dep) == question.wh_role
     same_governor = bool(question.wh_governor) and governor[:4] == question.wh_governor[:4]

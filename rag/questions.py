@@ -61,6 +61,7 @@ class QuestionAnalysis:
     wh_role: str = ""  # the question word's role: "subject", "object", "pobj" or ""
     wh_governor: str = ""  # the lower-cased word it depends on ("drove" in "What drove residents away?")
     form: str = ""  # "how" (manner), "why", "do" ("what did they do"), or ""
+    head: str | None = None  # the noun a what/which question asks about ("What sports are..." -> "sports")
 
 
 def without_outlet(question: str) -> str:
@@ -68,6 +69,13 @@ def without_outlet(question: str) -> str:
     talks"); other questions are returned as they are."""
     stripped = " ".join(_OUTLET.sub(" ", question).split())
     return stripped if len(stripped) > 1 else question
+
+
+def head_noun(question: str) -> str | None:
+    """The noun a what/which question asks about ("What sports are..." -> "sports")."""
+    match = re.search(r"\b(?:what|which)\s+(?:kinds? of |types? of |sorts? of )?(\w+)", question.lower())
+    return match.group(1) if match and match.group(1) not in {"is", "was", "are", "were", "did", "does", "do",
+                                                              "has", "had", "can", "the", "a"} else None
 
 
 def question_form(question: str) -> str:
@@ -120,6 +128,7 @@ def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
         wh_role=role,
         wh_governor=governor,
         form=question_form(question),
+        head=head_noun(question),
     )
 
 

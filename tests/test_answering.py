@@ -115,6 +115,16 @@ def test_the_question_words_slot_is_read_from_its_parse(question: str, role: str
     assert (analysis.wh_role, analysis.wh_governor) == (role, governor)
 
 
+@pytest.mark.parametrize("question, head", [
+    ("What sports are Kenyans active in?", "sports"),
+    ("Which kind of tree grows there?", "tree"),
+    ("What is the GDP of South Korea?", None),
+    ("Who succeeded Yoon Suk Yeol?", None),
+])
+def test_the_noun_a_what_question_asks_about_is_found_once_with_the_question(question: str, head) -> None:
+    assert analyze_question(question, parse=False).head == head
+
+
 def test_how_and_why_questions_can_be_answered_by_a_phrase_not_only_a_noun() -> None:
     text = "Tokyo is looking to stabilize relations by building trust through frequent summit meetings."
     spans = nlp.annotate([text])[0]
