@@ -62,6 +62,7 @@ class QuestionAnalysis:
     wh_governor: str = ""  # the lower-cased word it depends on ("drove" in "What drove residents away?")
     form: str = ""  # "how" (manner), "why", "do" ("what did they do"), or ""
     head: str | None = None  # the noun a what/which question asks about ("What sports are..." -> "sports")
+    kind_of: bool = False  # it asks "what kind (type, sort) of" thing: the answer is a modifier of that noun
 
 
 def without_outlet(question: str) -> str:
@@ -69,6 +70,9 @@ def without_outlet(question: str) -> str:
     talks"); other questions are returned as they are."""
     stripped = " ".join(_OUTLET.sub(" ", question).split())
     return stripped if len(stripped) > 1 else question
+
+
+_KIND_OF = re.compile(r"\b(?:kinds?|types?|sorts?) of\b", re.I)
 
 
 def head_noun(question: str) -> str | None:
@@ -129,6 +133,7 @@ def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
         wh_governor=governor,
         form=question_form(question),
         head=head_noun(question),
+        kind_of=bool(_KIND_OF.search(question)),
     )
 
 

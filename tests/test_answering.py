@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from rag import nlp
-from rag.answering import AnswerSettings, pick_span, same_answer
+from rag.answering import AnswerSettings, QuoteContext, pick_span, same_answer, trim_span
 from rag.questions import analyze_question, without_outlet
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
@@ -123,6 +123,19 @@ def test_the_question_words_slot_is_read_from_its_parse(question: str, role: str
 ])
 def test_the_noun_a_what_question_asks_about_is_found_once_with_the_question(question: str, head) -> None:
     assert analyze_question(question, parse=False).head == head
+
+
+@pytest.mark.parametrize("question, phrase, answer", [
+    ("What type of city has Warsaw been?", "a multi-cultural city", "multi-cultural"),
+    ("What city has Warsaw been?", "a multi-cultural city", "a multi-cultural city"),  # the noun is the answer
+    ("What includes pressure terms?", "this formalism", "formalism"),
+    ("What kind of city has Warsaw been?", "city", "city"),  # never trimmed to nothing
+])
+def test_a_chosen_phrase_loses_the_edge_words_that_add_nothing(question: str, phrase: str, answer: str) -> None:
+    text = f"For centuries it has been {phrase}, and pressure terms come in."
+    quote = QuoteContext.of(text, 0, len(text), analyze_question(question, parse=False))
+    start, end = trim_span(quote, (text.index(phrase), text.index(phrase) + len(phrase)))
+    assert text[start:end] == answer
 
 
 def test_how_and_why_questions_can_be_answered_by_a_phrase_not_only_a_noun() -> None:
