@@ -72,12 +72,13 @@ def without_outlet(question: str) -> str:
     return stripped if len(stripped) > 1 else question
 
 
-_KIND_OF = re.compile(r"\b(?:kinds?|types?|sorts?) of\b", re.I)
+_KIND = r"(?:kinds?|types?|sorts?) of"
+_KIND_OF = re.compile(rf"\b{_KIND}\b", re.I)
 
 
 def head_noun(question: str) -> str | None:
     """The noun a what/which question asks about ("What sports are..." -> "sports")."""
-    match = re.search(r"\b(?:what|which)\s+(?:kinds? of |types? of |sorts? of )?(\w+)", question.lower())
+    match = re.search(rf"\b(?:what|which)\s+(?:{_KIND} )?(\w+)", question.lower())
     return match.group(1) if match and match.group(1) not in {"is", "was", "are", "were", "did", "does", "do",
                                                               "has", "had", "can", "the", "a"} else None
 
