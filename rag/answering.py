@@ -260,9 +260,9 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
 
 
 def trim_span(quote: QuoteContext, span: tuple[int, int]) -> tuple[int, int]:
-    """The chosen phrase without the words at its edges that add nothing: a leading "this" or "these", which
-    points back into the article, and for a "what kind of X" question a trailing X ("a multi-cultural city"
-    -> "multi-cultural"). XQuAD: exact match +0.6, F1 +0.2."""
+    """The chosen phrase without the words at its edges that add nothing: a leading demonstrative ("this",
+    "those"), which points back into the article, and for a "what kind of X" question a trailing X ("a
+    multi-cultural city" -> "multi-cultural"). XQuAD: exact match +0.6, F1 +0.2."""
     first, last = bisect.bisect_left(quote.starts, span[0]), bisect.bisect_right(quote.ends, span[1])
     lo, hi, words, question = first, last, quote.words, quote.question
     if question.kind_of:

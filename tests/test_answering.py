@@ -121,7 +121,7 @@ def test_the_question_words_slot_is_read_from_its_parse(question: str, role: str
     ("What is the GDP of South Korea?", None),
     ("Who succeeded Yoon Suk Yeol?", None),
 ])
-def test_the_noun_a_what_question_asks_about_is_found_once_with_the_question(question: str, head) -> None:
+def test_the_noun_a_what_question_asks_about_is_read_from_it(question: str, head) -> None:
     assert analyze_question(question, parse=False).head == head
 
 
