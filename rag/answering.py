@@ -73,16 +73,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.615, 2.972, 2.644, 0.867, 0.77, 2.004, -1.089, -0.727, -0.369, 0.049, -0.044)
+        2.626, 2.973, 2.645, 0.889, 0.794, 2.012, -1.079, -0.734, -0.366, 0.039, -0.051)
     span_weights: tuple[float, ...] = (
-        0.0, 0.61, 0.022, 0.426, 0.021, -0.082, 0.701, 0.84, -0.193, -0.325, 0.308, 0.641, -0.627, 1.194,
-        0.021, 0.246, -1.254, -0.024, 1.18, 0.877, 0.517, 0.374, 0.124, 0.293, 0.085, 0.073, -0.567, 0.072,
-        -0.152, 0.136, 0.126, -0.106, 0.12, 0.391, 0.346)
+        0.0, 0.61, 0.075, 0.438, -0.01, -0.066, 0.689, 0.844, -0.189, -0.295, 0.275, 0.712, -0.645, 1.255,
+        0.02, 0.245, -1.282, -0.157, 1.174, 0.895, 0.517, 0.378, 0.187, 0.293, 0.069, 0.043, -0.57, 0.075,
+        -0.157, 0.142, 0.128, -0.111, 0.124, 0.383, 0.304)
     evidence_weights: tuple[float, ...] = (
-        3.572, 0.721, 1.908, 0.247, -0.226, 0.099, 0.087, 0.155, 0.0, -0.597, -0.485, -0.42, -2.164, -0.187,
-        -0.999, -0.721, 0.376, -0.32, 0.073, -0.528)
-    evidence_bias: float = -5.724
-    no_answer_threshold: float = 0.272
+        3.534, 0.627, 2.009, 0.184, -0.15, 0.085, 0.095, 0.144, 0.032, -0.605, -0.506, -0.48, -2.246, -0.13,
+        -0.88, -0.627, 0.368, -0.065, 0.032, -0.729)
+    evidence_bias: float = -5.864
+    no_answer_threshold: float = 0.275
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -172,7 +172,8 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     last = bisect.bisect_right(quote.ends, span.end)  # words first..last-1 lie inside the span
     words = quote.words[first:last]
     question = quote.question
-    new_words = [w for w in words if w not in question.words and w not in PRONOUNS]
+    # An article is not news: "the economy" only repeats "what kind of economy".
+    new_words = [w for w in words if w not in question.words and w not in PRONOUNS and w not in ARTICLES]
     if not new_words:
         return None
     if span.label in PHRASE_KINDS and not question.form:
@@ -253,7 +254,7 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
             best, best_score, best_features = (span.start, span.end), score, features
     if best_features is None:
         return SpanChoice(best, 0.0, False, 0.0, False)
-    best = trim_span(quote, best)
+    best = balance_span(text, quote_end, trim_span(quote, best))
     return SpanChoice(best, best_score, bool(best_features[0]),
                       float(best_features[_AT["window_left"]] + best_features[_AT["window_right"]]),
                       bool(best_features[_AT["same_slot"]]))
@@ -272,6 +273,59 @@ def trim_span(quote: QuoteContext, span: tuple[int, int]) -> tuple[int, int]:
     while hi - lo > 1 and (words[lo] in DEMONSTRATIVES or hi < last and words[lo] in ARTICLES):
         lo += 1
     return (quote.starts[lo] if lo > first else span[0], quote.ends[hi - 1] if hi < last else span[1])
+
+
+_PAIRS = {"(": ")", "[": "]", "\u201c": "\u201d"}  # opening -> closing; a straight '"' closes itself
+_CLOSERS = {close: open_ for open_, close in _PAIRS.items()}
+QUOTE_REACH = 80  # characters a span may grow by to take in the rest of a quoted title
+
+
+def balance_span(text: str, quote_end: int, span: tuple[int, int]) -> tuple[int, int]:
+    """The span without a half of a bracket or quotation-mark pair: spaCy's phrases sometimes stop inside
+    one ("a commune (gmina", 'an archetypal "mad scientist'). A quoted title is completed when its closing
+    mark is near and in the quote; otherwise the span keeps the side of the lone mark with more words (pure)."""
+    balanced = _balanced(text, quote_end, span)
+    return balanced if _WORD.search(text, *balanced) else span
+
+
+def _balanced(text: str, quote_end: int, span: tuple[int, int]) -> tuple[int, int]:
+    start, end = span
+    stack: list[tuple[str, int]] = []
+    unopened = None
+    for i in range(start, end):
+        ch = text[i]
+        if ch == '"' and stack and stack[-1][0] == '"':
+            stack.pop()
+        elif ch in _PAIRS or ch == '"':
+            stack.append((ch, i))
+        elif ch in _CLOSERS:
+            if stack and stack[-1][0] == _CLOSERS[ch]:
+                stack.pop()
+            elif unopened is None:
+                unopened = i
+    if unopened is not None and text[unopened + 1:end].strip():
+        start = unopened + 1  # "2 ft 6 in) narrow gauge lines" -> "narrow gauge lines"
+    if stack:
+        mark, at = stack[0]
+        if at < start:
+            return _strip(text, start, end)
+        close = text.find(_PAIRS.get(mark, '"'), end, min(quote_end, end + QUOTE_REACH))
+        if mark != "(" and close >= 0:
+            end = close + 1
+        elif len(_WORD.findall(text, start, at)) >= len(_WORD.findall(text, at, end)):
+            end = at  # the side of the lone mark with more words: "a commune (gmina" -> "a commune"
+        else:
+            start = at + 1
+    return _strip(text, start, end)
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    """Offsets without surrounding spaces and commas."""
+    while start < end and text[start] in " ,;":
+        start += 1
+    while end > start and text[end - 1] in " ,;":
+        end -= 1
+    return start, end
 
 
 def outlet_names(source: str) -> list[str]:

@@ -28,7 +28,7 @@ _RULES: list[tuple[str, tuple[str, ...]]] = [
     (r"\bhow long\b", DURATION),
     (r"\bhow (many|much)\b.*\b(money|cost|paid|pay|spend|spent|price|dollars?|worth)\b", ("MONEY",) + NUMERIC),
     (r"\bhow (many|much)\b", NUMERIC),
-    (r"\bwhat (percentage|percent|proportion|share)\b", ("PERCENT", "CARDINAL")),
+    (r"\bwhat (?:(?:is|was|are|were) the )?(percentage|percent|proportion|share)\b", ("PERCENT", "CARDINAL")),
     (r"\bhow (old|far|large|big|tall|high|fast|heavy|deep|wide)\b", ("QUANTITY", "CARDINAL", "DATE")),
     (r"^(when|in what year|by when)\b|, when\b|\b(what|which) (year|date|day|month|time|century|decade)s?\b", TEMPORAL),
     (r"\b(what|which) (country|countries|nation|nations|city|cities|state|states|province|town|colony)\b",
@@ -40,7 +40,7 @@ _RULES: list[tuple[str, tuple[str, ...]]] = [
     (r"\bwho(m|se)?\b|\b(what|which) (person|man|woman|leader|president|minister|king|queen|author|scientist)\b",
      PERSON_LIKE),
     (r"\bwhat language\b", ("LANGUAGE", "NORP")),
-    (r"\bwhat (nationality|religion)\b", ("NORP",)),
+    (r"\b(what|which) (nationality|religion)\b", ("NORP",)),
 ]
 
 
@@ -95,8 +95,12 @@ def question_form(question: str) -> str:
     return ""
 
 
+# A capitalised "Who" after a word is part of a name ("Doctor Who"), not the question word.
+_NAMED_WHO = re.compile(r"(?<=\w )Who\b")
+
+
 def expected_labels(question: str) -> tuple[str, ...]:
-    q = question.lower()
+    q = _NAMED_WHO.sub("", question.strip()).lower()
     for pattern, labels in _RULES:
         if re.search(pattern, q):
             return labels

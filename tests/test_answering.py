@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from rag import nlp
-from rag.answering import AnswerSettings, QuoteContext, pick_span, same_answer, trim_span
-from rag.questions import analyze_question, without_outlet
+from rag.answering import AnswerSettings, QuoteContext, balance_span, pick_span, same_answer, trim_span
+from rag.questions import analyze_question, expected_labels, without_outlet
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
 
@@ -123,6 +123,41 @@ def test_the_question_words_slot_is_read_from_its_parse(question: str, role: str
 ])
 def test_the_noun_a_what_question_asks_about_is_read_from_it(question: str, head) -> None:
     assert analyze_question(question, parse=False).head == head
+
+
+@pytest.mark.parametrize("question, first_label", [
+    ("Who founded McKinsey & Company?", "PERSON"),
+    ("When did the talks start?", "DATE"),
+    ("How long did the call last?", "TIME"),
+    ("What is the name of the first Doctor Who serial?", None),  # "Who" inside a name asks nothing
+    ("The paintings were by artists of which nationality?", "NORP"),
+    ("What is the percentage of gas stations that ran dry?", "PERCENT"),
+])
+def test_the_expected_answer_type_is_read_from_the_question_words(question: str, first_label) -> None:
+    assert (expected_labels(question) or (None,))[0] == first_label
+
+
+def test_a_phrase_that_only_repeats_the_question_with_an_article_is_never_the_answer() -> None:
+    text = "The economy of Victoria is diversified, and Melbourne leads it."
+    spans = nlp.annotate([text])[0]
+    assert (0, len("The economy"), "NP") in {(s.start, s.end, s.label) for s in spans}
+    question = analyze_question("What kind of economy does Victoria have?")
+    (start, end), *_ = pick_span(text, 0, len(text), spans, question, AnswerSettings().span_weights)
+    assert text[start:end] not in ("The economy", "The", "economy")
+
+
+@pytest.mark.parametrize("text, phrase, answer", [
+    ("He lived in a commune (gmina) near Warsaw.", "a commune (gmina", "a commune"),
+    ('He was an archetypal "mad scientist" of sorts.', 'an archetypal "mad scientist', 'an archetypal "mad scientist"'),
+    ('Luther wrote "Ein neues Lied" in 1524.', '"Ein neues', '"Ein neues Lied"'),
+    ("They ran 760 mm (2 ft 6 in) narrow gauge lines.", "2 ft 6 in) narrow gauge lines", "narrow gauge lines"),
+    ('It paid with a "Welfare Cash Card at shops.', 'a "Welfare Cash Card', "Welfare Cash Card"),
+    ("The law (1850) stood.", "The law (1850)", "The law (1850)"),  # balanced: unchanged
+    ('He said ("', '("', '("'),  # nothing left to keep: unchanged rather than empty
+])
+def test_an_answer_never_holds_half_of_a_bracket_or_quotation_pair(text: str, phrase: str, answer: str) -> None:
+    start, end = balance_span(text, len(text), (text.index(phrase), text.index(phrase) + len(phrase)))
+    assert text[start:end] == answer
 
 
 @pytest.mark.parametrize("question, phrase, answer", [
