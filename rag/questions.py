@@ -72,6 +72,8 @@ def without_outlet(question: str) -> str:
     return stripped if len(stripped) > 1 else question
 
 
+# A capitalised "Who" after a word is part of a name ("Doctor Who"), not the question word.
+_NAMED_WHO = re.compile(r"(?<=\w )Who\b")
 _KIND = r"(?:kinds?|types?|sorts?) of"
 _KIND_OF = re.compile(rf"\b{_KIND}\b", re.I)
 
@@ -84,19 +86,19 @@ def head_noun(question: str) -> str | None:
 
 
 def question_form(question: str) -> str:
-    """What kind of phrase answers a question with no entity type: a manner, a reason, an action."""
-    q = question.lower()
-    if re.search(r"\bhow\b(?!\s+(?:many|much|long|old|far|large|big|tall|high|fast|heavy|deep|wide|often))", q):
+    """What kind of phrase answers a question with no entity type: a manner, a reason, an action. Only the
+    first question word counts: "What metric shows how busy airports are?" asks for a thing, not a manner."""
+    q = _NAMED_WHO.sub("", question.strip()).lower()
+    first = re.search(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", q)
+    wh = first.group() if first else ""
+    if wh == "how" and not re.match(r"how\s+(?:many|much|long|old|far|large|big|tall|high|fast|heavy|deep|wide|often)\b",
+                                    q[first.start():]):
         return "how"
-    if re.search(r"\bwhy\b|\bfor what reason\b", q):
+    if wh == "why" or re.search(r"\bfor what reason\b", q):
         return "why"
     if re.search(r"\bwhat\b.*\b(?:do|does|did|doing|done)\b", q):
         return "do"
     return ""
-
-
-# A capitalised "Who" after a word is part of a name ("Doctor Who"), not the question word.
-_NAMED_WHO = re.compile(r"(?<=\w )Who\b")
 
 
 def expected_labels(question: str) -> tuple[str, ...]:

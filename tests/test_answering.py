@@ -7,7 +7,7 @@ import pytest
 
 from rag import nlp
 from rag.answering import AnswerSettings, QuoteContext, balance_span, pick_span, same_answer, trim_span
-from rag.questions import analyze_question, expected_labels, without_outlet
+from rag.questions import analyze_question, expected_labels, question_form, without_outlet
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
 
@@ -135,6 +135,17 @@ def test_the_noun_a_what_question_asks_about_is_read_from_it(question: str, head
 ])
 def test_the_expected_answer_type_is_read_from_the_question_words(question: str, first_label) -> None:
     assert (expected_labels(question) or (None,))[0] == first_label
+
+
+@pytest.mark.parametrize("question, form", [
+    ("How does Japan hope to stabilize relations with Seoul?", "how"),
+    ("How many minutes did the call last?", ""),
+    ("What metric shows how busy airports are?", ""),  # the first question word decides: a thing
+    ("Why did Moon nullify the agreement?", "why"),
+    ("What did the Moon Jae-in administration prioritize?", "do"),
+])
+def test_the_kind_of_phrase_a_question_wants_is_read_from_its_first_question_word(question: str, form: str) -> None:
+    assert question_form(question) == form
 
 
 def test_a_phrase_that_only_repeats_the_question_with_an_article_is_never_the_answer() -> None:
