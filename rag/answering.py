@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rag import lexical, nlp
+from rag import antonyms, lexical, nlp
 from rag.index import IndexData
 from rag.questions import (DURATION, OUTLET, ROLES, QuestionAnalysis, analyze_question, is_follow_up,
                            without_outlet)
@@ -53,7 +53,7 @@ EVIDENCE_FEATURES = (
     "dense", "overlap", "passage", "missing_rarest", "missing_in_passage", "typed", "expects_type",
     "span_score", "margin", "bigrams", "negation_mismatch", "name_missing", "number_missing",
     "name_missing_sentence", "number_missing_sentence", "missing_share", "question_words", "runner_up_overlap",
-    "span_context", "span_in_slot",
+    "span_context", "span_in_slot", "turned_around",
 )
 RANK_FEATURES = (
     "dense", "overlap", "passage", "typed", "span_score", "bigrams", "missing_rarest", "name_missing",
@@ -73,16 +73,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.626, 2.973, 2.645, 0.889, 0.794, 2.012, -1.079, -0.734, -0.366, 0.039, -0.051)
+        2.627, 2.973, 2.645, 0.889, 0.796, 2.01, -1.079, -0.733, -0.366, 0.044, -0.051)
     span_weights: tuple[float, ...] = (
-        0.0, 0.61, 0.075, 0.438, -0.01, -0.066, 0.689, 0.844, -0.189, -0.295, 0.275, 0.712, -0.645, 1.255,
-        0.02, 0.245, -1.282, -0.157, 1.174, 0.895, 0.517, 0.378, 0.187, 0.293, 0.069, 0.043, -0.57, 0.075,
-        -0.157, 0.142, 0.128, -0.111, 0.124, 0.383, 0.304)
+        0.0, 0.61, 0.071, 0.434, -0.013, -0.065, 0.686, 0.845, -0.189, -0.291, 0.275, 0.714, -0.643, 1.255,
+        0.02, 0.245, -1.284, -0.157, 1.174, 0.894, 0.516, 0.375, 0.185, 0.293, 0.069, 0.035, -0.553, 0.072,
+        -0.154, 0.181, 0.127, -0.113, 0.125, 0.384, 0.303)
     evidence_weights: tuple[float, ...] = (
-        3.534, 0.627, 2.009, 0.184, -0.15, 0.085, 0.095, 0.144, 0.032, -0.605, -0.506, -0.48, -2.246, -0.13,
-        -0.88, -0.627, 0.368, -0.065, 0.032, -0.729)
-    evidence_bias: float = -5.864
-    no_answer_threshold: float = 0.275
+        3.562, 0.613, 2.047, 0.208, -0.137, 0.068, 0.096, 0.14, 0.036, -0.556, -0.507, -0.482, -2.284, -0.152,
+        -0.86, -0.613, 0.384, -0.044, 0.004, -0.73, -1.039)
+    evidence_bias: float = -5.946
+    no_answer_threshold: float = 0.286
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -368,7 +368,8 @@ def _bigrams(words: list[str]) -> set[tuple[str, str]]:
 
 def surface_evidence(question: str, sentence: str, passage_words: set[str]) -> dict[str, float]:
     """Clues that a question recombines the text's words into something it does not say (SQuAD v2's
-    unanswerable questions): its word pairs are absent, a negation or a name or number is missing."""
+    unanswerable questions): its word pairs are absent, a negation or a name or number is missing, or the
+    sentence says the opposite ("least" where it says "most")."""
     q_words = [w for w in _words(question) if w not in _WH]
     s_words = _words(sentence)
     sentence_words = set(s_words)
@@ -384,6 +385,7 @@ def surface_evidence(question: str, sentence: str, passage_words: set[str]) -> d
         "number_missing_sentence": float(bool(numbers - sentence_words)),
         "question_words": math.log1p(len(q_words)),
         "sentence_words": math.log1p(len(s_words)),  # long sentences share more words with any question
+        "turned_around": float(antonyms.turned_around(antonyms.stems(question), antonyms.stems(sentence))),
     }
 
 

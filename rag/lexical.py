@@ -113,3 +113,8 @@ def bm25_scores(retriever: BM25Postings | bm25s.BM25, query: str, n_docs: int, m
     if mask is not None:
         scores = scores * mask
     return np.asarray(scores, dtype=np.float32)
+
+
+def stem_words(words: list[str]) -> list[str]:
+    """Lower-cased words as `tokenize` stems them (irregular forms through their lemma), stopwords kept."""
+    return _lemma_stemmer().stemWords(words)

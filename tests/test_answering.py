@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import nlp
-from rag.answering import AnswerSettings, QuoteContext, balance_span, pick_span, same_answer, trim_span
+from rag import antonyms, nlp
+from rag.answering import (AnswerSettings, QuoteContext, balance_span, pick_span, same_answer, surface_evidence,
+                           trim_span)
 from rag.questions import analyze_question, expected_labels, question_form, without_outlet
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
@@ -135,6 +136,19 @@ def test_the_noun_a_what_question_asks_about_is_read_from_it(question: str, head
 ])
 def test_the_expected_answer_type_is_read_from_the_question_words(question: str, first_label) -> None:
     assert (expected_labels(question) or (None,))[0] == first_label
+
+
+@pytest.mark.parametrize("question, sentence, turned", [
+    ("What is the least critical resource?", "Time is the most critical resource.", True),
+    ("How can graphs be encoded indirectly?", "Graphs can be encoded directly as matrices.", True),
+    ("What is the most critical resource?", "Time is the most critical resource.", False),
+    ("What worries Japan and South Korea?", "Concerns include North Korea.", False),  # names are not opposites
+    ("Who was Emma's brother?", "Her brother was Richard and her sister was Anne.", False),  # the word is there too
+])
+def test_a_sentence_that_says_the_opposite_of_the_question_is_noticed(question: str, sentence: str,
+                                                                     turned: bool) -> None:
+    assert antonyms.turned_around(antonyms.stems(question), antonyms.stems(sentence)) is turned
+    assert surface_evidence(question, sentence, set())["turned_around"] == float(turned)
 
 
 @pytest.mark.parametrize("question, form", [
