@@ -25,16 +25,16 @@ def opposites() -> dict[str, frozenset[str]]:
     return {word: frozenset(others) for word, others in table.items()}
 
 
-def stems(text: str) -> set[str]:
+@lru_cache(maxsize=4096)  # a corpus's sentences come back query after query
+def stems(text: str) -> frozenset[str]:
     """The stems of a text's lower-case words, stopwords included ("more" and "less" are opposites too).
     Capitalised words are left out, since in a name an opposite is no contradiction ("South Korea" beside
     "North Korea"); a capitalised first word ("How", "More") counts as lower-case."""
-    return set(lexical.stem_words([w for w in _WORD.findall(text[:1].lower() + text[1:]) if w.islower()]))
+    return frozenset(lexical.stem_words([w for w in _WORD.findall(text[:1].lower() + text[1:]) if w.islower()]))
 
 
-def turned_around(question: set[str], sentence: set[str]) -> bool:
+def turned_around(question: frozenset[str], sentence: frozenset[str]) -> bool:
     """Whether the sentence holds the opposite of a question word in its place: the question's word is
     missing from it, its antonym is there, and the question does not hold that antonym itself (pure)."""
-    table = opposites()
-    return any(not (table.get(word, frozenset()) & sentence).isdisjoint(sentence - question)
-               for word in question - sentence)
+    table, only_in_sentence = opposites(), sentence - question
+    return any(not only_in_sentence.isdisjoint(table.get(word, ())) for word in question - sentence)
