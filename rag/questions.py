@@ -74,6 +74,13 @@ def without_outlet(question: str) -> str:
 
 # A capitalised "Who" after a word is part of a name ("Doctor Who"), not the question word.
 _NAMED_WHO = re.compile(r"(?<=\w )Who\b")
+
+
+def _asked(question: str) -> str:
+    """The question lower-cased for the rules below, without a "Who" that is part of a name."""
+    return _NAMED_WHO.sub("", question.strip()).lower()
+
+
 _KIND = r"(?:kinds?|types?|sorts?) of"
 _KIND_OF = re.compile(rf"\b{_KIND}\b", re.I)
 
@@ -88,7 +95,7 @@ def head_noun(question: str) -> str | None:
 def question_form(question: str) -> str:
     """What kind of phrase answers a question with no entity type: a manner, a reason, an action. Only the
     first question word counts: "What metric shows how busy airports are?" asks for a thing, not a manner."""
-    q = _NAMED_WHO.sub("", question.strip()).lower()
+    q = _asked(question)
     first = re.search(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", q)
     wh = first.group() if first else ""
     if wh == "how" and not re.match(r"how\s+(?:many|much|long|old|far|large|big|tall|high|fast|heavy|deep|wide|often)\b",
@@ -102,7 +109,7 @@ def question_form(question: str) -> str:
 
 
 def expected_labels(question: str) -> tuple[str, ...]:
-    q = _NAMED_WHO.sub("", question.strip()).lower()
+    q = _asked(question)
     for pattern, labels in _RULES:
         if re.search(pattern, q):
             return labels
