@@ -73,16 +73,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.627, 2.973, 2.645, 0.889, 0.796, 2.01, -1.079, -0.733, -0.366, 0.044, -0.051)
+        2.626, 2.966, 2.647, 0.957, 0.79, 2.025, -1.081, -0.735, -0.36, 0.047, -0.049)
     span_weights: tuple[float, ...] = (
-        0.0, 0.61, 0.071, 0.434, -0.013, -0.065, 0.686, 0.845, -0.189, -0.291, 0.275, 0.714, -0.643, 1.255,
-        0.02, 0.245, -1.284, -0.157, 1.174, 0.894, 0.516, 0.375, 0.185, 0.293, 0.069, 0.035, -0.553, 0.072,
-        -0.154, 0.181, 0.127, -0.113, 0.125, 0.384, 0.303)
+        0.0, 0.493, 0.121, 0.443, -0.103, -0.091, 0.599, 0.843, -0.177, -0.266, 0.238, 0.715, -0.607, 1.213,
+        0.042, 0.249, -1.252, -0.095, 1.141, 0.883, 0.513, 0.416, 0.204, 0.308, 0.159, 0.074, -0.503, 0.075,
+        -0.138, 0.19, 0.129, -0.102, 0.125, 0.37, 0.311)
     evidence_weights: tuple[float, ...] = (
-        3.562, 0.613, 2.047, 0.208, -0.137, 0.068, 0.096, 0.14, 0.036, -0.556, -0.507, -0.482, -2.284, -0.152,
-        -0.86, -0.613, 0.384, -0.044, 0.004, -0.73, -1.039)
-    evidence_bias: float = -5.946
-    no_answer_threshold: float = 0.286
+        3.597, 0.704, 1.696, 0.261, -0.198, -0.033, 0.093, 0.153, 0.012, -0.594, -0.509, -0.448, -2.435, -0.126,
+        -0.6, -0.704, 0.36, -0.299, 0.118, -0.65, -1.062)
+    evidence_bias: float = -5.494
+    no_answer_threshold: float = 0.259
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 

@@ -138,6 +138,23 @@ def test_the_expected_answer_type_is_read_from_the_question_words(question: str,
     assert (expected_labels(question) or (None,))[0] == first_label
 
 
+@pytest.mark.parametrize("question, first_label", [
+    ("What German poet was descended from Huguenots?", "PERSON"),  # a poet is a person (WordNet)
+    ("Which players were criticized for not jumping on the ball?", "PERSON"),  # plurals too
+    ("What is the name of the spiritual teacher in Hinduism?", "PERSON"),  # the name of a person
+    ("Which neighborhood lies west of the freeway?", "GPE"),
+    ("What was the population of Warsaw in 1901?", "CARDINAL"),  # a measure asks for a number
+    ("What ranking does the airport have?", "ORDINAL"),
+    ("What is the name of the first Doctor Who serial?", None),  # "Doctor" is part of a name here
+    ("What kind of region is it?", None),  # "kind" is not the plural of "kin"
+    ("What satellite was used at the launch?", None),  # a thing: any noun phrase
+    ("What did the administration prioritize?", None),  # no noun asked for
+])
+def test_the_noun_a_question_asks_for_gives_the_answer_type(question: str, first_label) -> None:
+    assert expected_labels(question) == ()  # the question words alone do not type these
+    assert (analyze_question(question).expected or (None,))[0] == first_label
+
+
 @pytest.mark.parametrize("question, sentence, turned", [
     ("What is the least critical resource?", "Time is the most critical resource.", True),
     ("How can graphs be encoded indirectly?", "Graphs can be encoded directly as matrices.", True),

