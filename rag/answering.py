@@ -73,16 +73,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.626, 2.966, 2.647, 0.957, 0.79, 2.025, -1.081, -0.735, -0.36, 0.047, -0.049)
+        2.636, 2.949, 2.646, 0.957, 0.8, 2.015, -1.094, -0.724, -0.371, 0.071, -0.07)
     span_weights: tuple[float, ...] = (
-        0.0, 0.493, 0.121, 0.443, -0.103, -0.091, 0.599, 0.843, -0.177, -0.266, 0.238, 0.715, -0.607, 1.213,
-        0.042, 0.249, -1.252, -0.095, 1.141, 0.883, 0.513, 0.416, 0.204, 0.308, 0.159, 0.074, -0.503, 0.075,
-        -0.138, 0.19, 0.129, -0.102, 0.125, 0.37, 0.311)
+        0.0, 0.478, 0.116, 0.43, -0.09, -0.094, 0.584, 0.839, -0.169, -0.266, 0.245, 0.715, -0.608, 1.2,
+        0.109, 0.287, -1.238, -0.105, 1.139, 0.885, 0.544, 0.461, 0.189, 0.195, 0.158, 0.096, -0.518, 0.073,
+        -0.136, 0.185, 0.128, -0.097, 0.194, 0.438, 0.376)
     evidence_weights: tuple[float, ...] = (
-        3.597, 0.704, 1.696, 0.261, -0.198, -0.033, 0.093, 0.153, 0.012, -0.594, -0.509, -0.448, -2.435, -0.126,
-        -0.6, -0.704, 0.36, -0.299, 0.118, -0.65, -1.062)
-    evidence_bias: float = -5.494
-    no_answer_threshold: float = 0.259
+        3.53, 0.686, 1.821, 0.266, -0.193, -0.005, 0.074, 0.155, 0.018, -0.651, -0.539, -0.543, -2.233, -0.026,
+        -0.897, -0.686, 0.378, -0.218, 0.131, -0.414, -1.048)
+    evidence_bias: float = -5.673
+    no_answer_threshold: float = 0.287
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 

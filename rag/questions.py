@@ -179,8 +179,8 @@ def noun_labels(doc) -> tuple[str, ...]:
     return _CLASS_LABELS.get(noun_classes().get(_singular(word, noun_classes()), ""), ())
 
 
-ROLES = {"nsubj": "subject", "nsubjpass": "subject", "csubj": "subject", "dobj": "object", "attr": "object",
-         "oprd": "object", "dative": "object", "pobj": "pobj"}
+ROLES = {"nsubj": "subject", "nsubjpass": "subject", "csubj": "subject", "agent": "subject", "dobj": "object",
+         "attr": "object", "oprd": "object", "dative": "object", "pobj": "pobj"}
 _LIGHT_VERBS = frozenset({"be", "is", "are", "was", "were", "been", "do", "does", "did", "have", "has", "had"})
 
 
@@ -194,7 +194,8 @@ def wh_phrase(doc) -> tuple[str, str]:
     governor = root.head.text.lower() if root.head is not root else ""
     if root.dep_ == "pobj" and root.head.head is not root.head:
         governor = root.head.head.text.lower()  # "In what city did he die?": the verb, not "in"
-    return ROLES.get(root.dep_, ""), "" if governor in _LIGHT_VERBS else governor
+    dep = "agent" if root.dep_ == "pobj" and root.head.dep_ == "agent" else root.dep_  # "done by whom?"
+    return ROLES.get(dep, ""), "" if governor in _LIGHT_VERBS else governor
 
 
 def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:

@@ -155,6 +155,19 @@ def test_the_noun_a_question_asks_for_gives_the_answer_type(question: str, first
     assert (analyze_question(question).expected or (None,))[0] == first_label
 
 
+@pytest.mark.parametrize("question, answer", [
+    ("Who recovered the ball?", "Ward"),  # the doer of the passive verb fills the subject's slot
+    ("Who stripped the ball?", "Miller"),
+])
+def test_the_doer_of_a_passive_verb_answers_who_did_it(question: str, answer: str) -> None:
+    text = "Miller stripped the ball away from Newton, and the ball was recovered by Ward."
+    spans = nlp.annotate([text])[0]
+    assert ("Ward", "agent", "recovered") in {(text[s.start:s.end], s.dep, text[s.head_start:s.head_end])
+                                              for s in spans}
+    choice = pick_span(text, 0, len(text), spans, analyze_question(question), AnswerSettings().span_weights)
+    assert text[slice(*choice.span)] == answer
+
+
 @pytest.mark.parametrize("question, sentence, turned", [
     ("What is the least critical resource?", "Time is the most critical resource.", True),
     ("How can graphs be encoded indirectly?", "Graphs can be encoded directly as matrices.", True),
