@@ -169,14 +169,15 @@ def _singular(word: str, known) -> str:
 def noun_labels(doc) -> tuple[str, ...]:
     """The span labels that fit the noun a what/which question asks for: a person ("What German poet"), a
     place ("Which neighborhood") or a measure ("What was the population"); empty for any other noun and
-    for a name ("the first Doctor Who serial"). XQuAD span F1 +0.75 before refitting."""
+    for a name ("the first Doctor Who serial"). XQuAD span F1 44.1 -> 44.6 (refitted)."""
     noun = asked_noun(doc)
     if noun is None or noun.pos_ == "PROPN" or noun.i > 0 and noun.text[:1].isupper():  # part of a name
         return ()
-    word = noun.lower_
-    if _singular(word, _MEASURES) in _MEASURES:
-        return _MEASURES[_singular(word, _MEASURES)]
-    return _CLASS_LABELS.get(noun_classes().get(_singular(word, noun_classes()), ""), ())
+    measure = _MEASURES.get(_singular(noun.lower_, _MEASURES))
+    if measure:
+        return measure
+    classes = noun_classes()
+    return _CLASS_LABELS.get(classes.get(_singular(noun.lower_, classes), ""), ())
 
 
 ROLES = {"nsubj": "subject", "nsubjpass": "subject", "csubj": "subject", "agent": "subject", "dobj": "object",
