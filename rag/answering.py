@@ -62,6 +62,9 @@ RANK_FEATURES = (
 # What makes a DATE or TIME entity a duration ("25-minute", "three years"; not "Monday").
 _DURATION_UNIT = re.compile(r"(?<![a-z])(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centur(?:y|ies)"
                             r"|nights?)\b", re.I)
+_HOW_OLD = re.compile(r"\bhow old\b", re.I)
+_WHICH_YEAR = re.compile(r"\b(?:what|which) (?:year|decade)\b", re.I)
+_YEAR = re.compile(r"\d{3,4}s?")
 NEGATIONS = frozenset({"not", "never", "no", "nor", "without", "t"})
 
 
@@ -262,13 +265,28 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
 
 def trim_span(quote: QuoteContext, span: tuple[int, int]) -> tuple[int, int]:
     """The chosen phrase without the words at its edges that add nothing: a leading demonstrative ("this",
-    "those"), which points back into the article, and for a "what kind of X" question a trailing X ("a
-    multi-cultural city" -> "multi-cultural"). XQuAD: exact match +0.6, F1 +0.2."""
+    "those"), which points back into the article; for a "what (kind of) X" question a trailing lower-case X
+    ("a multi-cultural city" -> "multi-cultural"); a trailing possessive; "age" before the number a "how old"
+    question asks for; and all but the year a "what year" question asks for ("25 February 2010" -> "2010").
+    XQuAD: the first two EM +0.6, F1 +0.2 (stop 8); the rest EM +1.4, F1 +0.45 (stop 11)."""
     first, last = bisect.bisect_left(quote.starts, span[0]), bisect.bisect_right(quote.ends, span[1])
     lo, hi, words, question = first, last, quote.words, quote.question
     if question.kind_of:
         while hi - lo > 1 and words[hi - 1] in question.words and words[hi - 1] not in PRONOUNS:
             hi -= 1
+    elif (question.head and hi - lo > 1 and words[hi - 1][:5] == question.head[:5]
+          and quote.text[quote.starts[hi - 1]].islower()):
+        hi -= 1  # "What tribes ...?": "Pictish tribes" -> "Pictish"
+    # "William Tyndale's" -> "William Tyndale", unless the question asks whose
+    if hi == last and hi - lo > 1 and words[hi - 1] == "s" and quote.text[quote.starts[hi - 1] - 1] in "'’" \
+            and "whose" not in question.words:
+        hi -= 1
+    if hi - lo > 1 and words[lo] in ("age", "aged") and _HOW_OLD.search(question.text):
+        lo += 1  # "How old was he?": "age 39" -> "39"
+    if hi - lo > 1 and _WHICH_YEAR.search(question.text):  # "In what year ...?": "25 February 2010" -> "2010"
+        year = next((i for i in range(lo, hi) if _YEAR.fullmatch(words[i])), None)
+        if year is not None:
+            lo, hi = year, year + 1
     # "a multi-cultural city" -> "multi-cultural": an article without its noun dangles
     while hi - lo > 1 and (words[lo] in DEMONSTRATIVES or hi < last and words[lo] in ARTICLES):
         lo += 1

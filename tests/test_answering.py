@@ -217,9 +217,16 @@ def test_an_answer_never_holds_half_of_a_bracket_or_quotation_pair(text: str, ph
 
 @pytest.mark.parametrize("question, phrase, answer", [
     ("What type of city has Warsaw been?", "a multi-cultural city", "multi-cultural"),
-    ("What city has Warsaw been?", "a multi-cultural city", "a multi-cultural city"),  # the noun is the answer
+    ("What city has Warsaw been?", "a multi-cultural city", "multi-cultural"),  # the question names the noun
+    ("What university has Warsaw been?", "Warsaw University", "Warsaw University"),  # a name is kept whole
     ("What includes pressure terms?", "this formalism", "formalism"),
     ("What kind of city has Warsaw been?", "city", "city"),  # never trimmed to nothing
+    ("In what year was it Warsaw?", "25 February 2010", "2010"),  # the year that was asked for
+    ("In what decade was it Warsaw?", "the early 1970s", "1970s"),
+    ("When was it Warsaw?", "25 February 2010", "25 February 2010"),  # "when" may want the day
+    ("How old has Warsaw been?", "age 39", "39"),
+    ("Who has Warsaw been?", "John C. Messenger's", "John C. Messenger"),  # not the possessive
+    ("Whose has Warsaw been?", "John C. Messenger's", "John C. Messenger's"),  # unless it asks whose
 ])
 def test_a_chosen_phrase_loses_the_edge_words_that_add_nothing(question: str, phrase: str, answer: str) -> None:
     text = f"For centuries it has been {phrase}, and pressure terms come in."
