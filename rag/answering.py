@@ -76,16 +76,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.636, 2.949, 2.646, 0.957, 0.8, 2.015, -1.094, -0.724, -0.371, 0.071, -0.07)
+        2.634, 2.951, 2.633, 0.953, 0.803, 2.016, -1.094, -0.722, -0.37, 0.061, -0.061)
     span_weights: tuple[float, ...] = (
         0.0, 0.478, 0.116, 0.43, -0.09, -0.094, 0.584, 0.839, -0.169, -0.266, 0.245, 0.715, -0.608, 1.2,
         0.109, 0.287, -1.238, -0.105, 1.139, 0.885, 0.544, 0.461, 0.189, 0.195, 0.158, 0.096, -0.518, 0.073,
         -0.136, 0.185, 0.128, -0.097, 0.194, 0.438, 0.376)
     evidence_weights: tuple[float, ...] = (
-        3.53, 0.686, 1.821, 0.266, -0.193, -0.005, 0.074, 0.155, 0.018, -0.651, -0.539, -0.543, -2.233, -0.026,
-        -0.897, -0.686, 0.378, -0.218, 0.131, -0.414, -1.048)
-    evidence_bias: float = -5.673
-    no_answer_threshold: float = 0.287
+        3.528, 0.672, 1.838, 0.269, -0.195, -0.004, 0.075, 0.153, 0.021, -0.653, -0.536, -0.539, -2.234, -0.031,
+        -0.898, -0.672, 0.378, -0.194, 0.131, -0.414, -1.049)
+    evidence_bias: float = -5.697
+    no_answer_threshold: float = 0.285
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
