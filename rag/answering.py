@@ -257,7 +257,8 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
             best, best_score, best_features = (span.start, span.end), score, features
     if best_features is None:
         return SpanChoice(best, 0.0, False, 0.0, False)
-    best = balance_span(text, quote_end, trim_span(quote, best))
+    best = balance_span(text, quote_end, extend_to_list(text, quote_end, trim_span(quote, best), spans,
+                                                        items_asked(question.text)))
     return SpanChoice(best, best_score, bool(best_features[0]),
                       float(best_features[_AT["window_left"]] + best_features[_AT["window_right"]]),
                       bool(best_features[_AT["same_slot"]]))
@@ -291,6 +292,38 @@ def trim_span(quote: QuoteContext, span: tuple[int, int]) -> tuple[int, int]:
     while hi - lo > 1 and (words[lo] in DEMONSTRATIVES or hi < last and words[lo] in ARTICLES):
         lo += 1
     return (quote.starts[lo] if lo > first else span[0], quote.ends[hi - 1] if hi < last else span[1])
+
+
+_COUNTED = re.compile(r"\b(?:(?:which|what)(?: (?:are|were) the)?|who (?:are|were)) (two|three|four|five)\b"
+                      r"|\b(two|three|four|five) (?:of|examples)\b", re.I)
+_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
+_LIST_JOINERS = (", and ", ", or ", ", ", " and ", " or ")
+
+
+def items_asked(question: str) -> int:
+    """How many things a question asks for: 2 for "Which two streets ...?", "Who were two of his advisers?";
+    1 otherwise (pure)."""
+    match = _COUNTED.search(question)
+    return _NUMBERS[(match.group(1) or match.group(2)).lower()] if match else 1
+
+
+def extend_to_list(text: str, quote_end: int, span: tuple[int, int], spans: list[Span],
+                   items: int) -> tuple[int, int]:
+    """For a question that asks for several things, the chosen phrase with the ones listed after it
+    ("Fresno Street" -> "Fresno Street and Thorne Ave"): each the longest entity or phrase that follows a
+    comma, "and" or "or", up to the number asked for and within the quote (pure)."""
+    start, end = span
+    for _ in range(items - 1):
+        joiner = next((j for j in _LIST_JOINERS if text.startswith(j, end)), None)
+        if joiner is None:
+            break
+        after = end + len(joiner)
+        following = [s.end for s in spans if s.start == after and s.end <= quote_end
+                     and s.label not in PHRASE_KINDS]
+        if not following:
+            break
+        end = max(following)
+    return start, end
 
 
 _PAIRS = {"(": ")", "[": "]", "\u201c": "\u201d"}  # opening -> closing; a straight '"' closes itself

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from rag import antonyms, nlp
-from rag.answering import (AnswerSettings, QuoteContext, balance_span, pick_span, same_answer, surface_evidence,
-                           trim_span)
+from rag.answering import (AnswerSettings, QuoteContext, balance_span, extend_to_list, items_asked, pick_span,
+                           same_answer, surface_evidence, trim_span)
 from rag.questions import analyze_question, expected_labels, question_form, without_outlet
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
@@ -232,6 +232,23 @@ def test_a_chosen_phrase_loses_the_edge_words_that_add_nothing(question: str, ph
     text = f"For centuries it has been {phrase}, and pressure terms come in."
     quote = QuoteContext.of(text, 0, len(text), analyze_question(question, parse=False))
     start, end = trim_span(quote, (text.index(phrase), text.index(phrase) + len(phrase)))
+    assert text[start:end] == answer
+
+
+@pytest.mark.parametrize("question, items, answer", [
+    ("Between which two streets were the houses built?", 2, "Fresno Street and Thorne Ave"),
+    ("Who were two of his advisers?", 2, "Fresno Street and Thorne Ave"),
+    ("What three streets were built?", 3, "Fresno Street and Thorne Ave"),  # the quote lists only two
+    ("Which street was built first?", 1, "Fresno Street"),
+    ("Which street had two houses?", 1, "Fresno Street"),  # "two" counts the houses, not the answer
+])
+def test_a_question_asking_for_several_things_gets_the_list(question: str, items: int, answer: str) -> None:
+    text = "Houses rose between Fresno Street and Thorne Ave. Later came Elm."
+    assert items_asked(question) == items
+    spans = nlp.annotate([text])[0]
+    first = text.index("Fresno Street")
+    quote_end = text.index(" Later")
+    start, end = extend_to_list(text, quote_end, (first, first + len("Fresno Street")), spans, items)
     assert text[start:end] == answer
 
 
