@@ -15,13 +15,23 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = {"a": ["data.adj"], "r": ["data.adv"], "v": ["data.verb"], "n": ["data.noun1", "data.noun2", "data.noun"]}
 
 
-def synsets(dict_dir: Path):
-    """(pos, offset, words, pointer fields) of every synset in the data files."""
+class Synset(NamedTuple):
+    pos: str  # "n", "v", "a" (satellites included) or "r"
+    offset: str
+    lexicographer_file: str  # its number, as lexnames lists it ("18": noun.person)
+    words: list[str]
+    pointers: list[str]
+
+
+def synsets(dict_dir: Path) -> list[Synset]:
+    """Every synset in the data files."""
+    table = []
     for pos, names in FILES.items():
         for name in names:
             path = dict_dir / name
@@ -33,19 +43,21 @@ def synsets(dict_dir: Path):
                 fields = line.split(" | ")[0].split()
                 count = int(fields[3], 16)
                 words = [fields[4 + 2 * i].lower().split("(")[0] for i in range(count)]
-                yield "a" if fields[2] == "s" else pos, fields[0], words, fields[4 + 2 * count:]
+                table.append(Synset("a" if fields[2] == "s" else pos, fields[0], fields[1], words,
+                                    fields[4 + 2 * count:]))
+    return table
 
 
-def antonym_pairs(dict_dir: Path) -> set[tuple[str, str]]:
-    table = list(synsets(dict_dir))
-    words = {(pos, offset): ws for pos, offset, ws, _ in table}
+def antonym_pairs(table: list[Synset]) -> set[tuple[str, str]]:
+    words = {(s.pos, s.offset): s.words for s in table}
     pairs = set()
-    for pos, offset, ws, pointers in table:
+    for synset in table:
+        pointers = synset.pointers
         for i in range(int(pointers[0])):
             symbol, target, target_pos, numbers = pointers[1 + 4 * i:5 + 4 * i]
             if symbol != "!":
                 continue
-            source = ws[int(numbers[:2], 16) - 1]
+            source = synset.words[int(numbers[:2], 16) - 1]
             other = words[("a" if target_pos == "s" else target_pos, target)][int(numbers[2:], 16) - 1]
             if "_" not in source + other and source != other:
                 pairs.add((min(source, other), max(source, other)))
@@ -55,10 +67,11 @@ def antonym_pairs(dict_dir: Path) -> set[tuple[str, str]]:
 CLASSES = {"noun.person": "person", "noun.location": "place"}
 
 
-def noun_classes(dict_dir: Path) -> dict[str, str]:
+def noun_classes(table: list[Synset], dict_dir: Path) -> dict[str, str]:
     """Noun -> "person" or "place", from its most frequent sense (the first in index.noun). A place noun
     must be one in most of its senses too: "state", "position" and "field" are places only sometimes."""
-    lexname_of = noun_lexicographer_files(dict_dir)
+    names = dict(line.split()[:2] for line in (dict_dir / "lexnames").read_text().splitlines())
+    lexname_of = {s.offset: names[s.lexicographer_file] for s in table if s.pos == "n"}
     classes = {}
     for line in (dict_dir / "index.noun").read_text(encoding="latin-1").splitlines():
         if line.startswith("  "):
@@ -71,30 +84,17 @@ def noun_classes(dict_dir: Path) -> dict[str, str]:
     return classes
 
 
-def noun_lexicographer_files(dict_dir: Path) -> dict[str, str]:
-    """Noun synset offset -> the name of its lexicographer file ("noun.person")."""
-    names = dict(line.split()[:2] for line in (dict_dir / "lexnames").read_text().splitlines())
-    files = {}
-    for name in FILES["n"]:
-        path = dict_dir / name
-        if path.exists():
-            for line in path.read_text(encoding="latin-1").splitlines():
-                if not line.startswith("  "):
-                    offset, number = line.split()[:2]
-                    files[offset] = names[number]
-    return files
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dict_dir", type=Path, help="WordNet 3.0's dict directory (data.adj, data.verb, ...)")
     args = parser.parse_args()
-    pairs = sorted(antonym_pairs(args.dict_dir))
+    table = synsets(args.dict_dir)
+    pairs = sorted(antonym_pairs(table))
     out = ROOT / "rag" / "data" / "antonyms.tsv"
     out.write_text("".join(f"{a}\t{b}\n" for a, b in pairs))
     shutil.copyfile(args.dict_dir / "LICENSE.txt", ROOT / "rag" / "data" / "WORDNET-LICENSE.txt")
     print(f"{len(pairs)} pairs -> {out}")
-    classes = noun_classes(args.dict_dir)
+    classes = noun_classes(table, args.dict_dir)
     out = ROOT / "rag" / "data" / "noun_classes.tsv"
     out.write_text("".join(f"{word}\t{kind}\n" for word, kind in sorted(classes.items())))
     print(f"{len(classes)} nouns -> {out}")
