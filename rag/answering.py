@@ -62,8 +62,6 @@ RANK_FEATURES = (
 # What makes a DATE or TIME entity a duration ("25-minute", "three years"; not "Monday").
 _DURATION_UNIT = re.compile(r"(?<![a-z])(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centur(?:y|ies)"
                             r"|nights?)\b", re.I)
-_HOW_OLD = re.compile(r"\bhow old\b", re.I)
-_WHICH_YEAR = re.compile(r"\b(?:what|which) (?:year|decade)\b", re.I)
 _YEAR = re.compile(r"\d{3,4}s?")
 NEGATIONS = frozenset({"not", "never", "no", "nor", "without", "t"})
 
@@ -258,7 +256,7 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
     if best_features is None:
         return SpanChoice(best, 0.0, False, 0.0, False)
     best = balance_span(text, quote_end, extend_to_list(text, quote_end, trim_span(quote, best), spans,
-                                                        items_asked(question.text)))
+                                                        question.items))
     return SpanChoice(best, best_score, bool(best_features[0]),
                       float(best_features[_AT["window_left"]] + best_features[_AT["window_right"]]),
                       bool(best_features[_AT["same_slot"]]))
@@ -282,9 +280,9 @@ def trim_span(quote: QuoteContext, span: tuple[int, int]) -> tuple[int, int]:
     if hi == last and hi - lo > 1 and words[hi - 1] == "s" and quote.text[quote.starts[hi - 1] - 1] in "'’" \
             and "whose" not in question.words:
         hi -= 1
-    if hi - lo > 1 and words[lo] in ("age", "aged") and _HOW_OLD.search(question.text):
+    if hi - lo > 1 and words[lo] in ("age", "aged") and question.asks_age:
         lo += 1  # "How old was he?": "age 39" -> "39"
-    if hi - lo > 1 and _WHICH_YEAR.search(question.text):  # "In what year ...?": "25 February 2010" -> "2010"
+    if hi - lo > 1 and question.asks_year:  # "In what year ...?": "25 February 2010" -> "2010"
         year = next((i for i in range(lo, hi) if _YEAR.fullmatch(words[i])), None)
         if year is not None:
             lo, hi = year, year + 1
@@ -294,17 +292,7 @@ def trim_span(quote: QuoteContext, span: tuple[int, int]) -> tuple[int, int]:
     return (quote.starts[lo] if lo > first else span[0], quote.ends[hi - 1] if hi < last else span[1])
 
 
-_COUNTED = re.compile(r"\b(?:(?:which|what)(?: (?:are|were) the)?|who (?:are|were)) (two|three|four|five)\b"
-                      r"|\b(two|three|four|five) (?:of|examples)\b", re.I)
-_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
 _LIST_JOINERS = (", and ", ", or ", ", ", " and ", " or ")
-
-
-def items_asked(question: str) -> int:
-    """How many things a question asks for: 2 for "Which two streets ...?", "Who were two of his advisers?";
-    1 otherwise (pure)."""
-    match = _COUNTED.search(question)
-    return _NUMBERS[(match.group(1) or match.group(2)).lower()] if match else 1
 
 
 def extend_to_list(text: str, quote_end: int, span: tuple[int, int], spans: list[Span],

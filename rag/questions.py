@@ -64,6 +64,9 @@ class QuestionAnalysis:
     form: str = ""  # "how" (manner), "why", "do" ("what did they do"), or ""
     head: str | None = None  # the noun a what/which question asks about ("What sports are..." -> "sports")
     kind_of: bool = False  # it asks "what kind (type, sort) of" thing: the answer is a modifier of that noun
+    items: int = 1  # how many things it asks for: 2 for "Which two streets ...?"
+    asks_year: bool = False  # "what year / decade": the answer is the year alone, not the whole date
+    asks_age: bool = False  # "how old": the answer is the number alone, without "age"
 
 
 def without_outlet(question: str) -> str:
@@ -199,6 +202,20 @@ def wh_phrase(doc) -> tuple[str, str]:
     return ROLES.get(dep, ""), "" if governor in _LIGHT_VERBS else governor
 
 
+_COUNTED = re.compile(r"\b(?:(?:which|what)(?: (?:are|were) the)?|who (?:are|were)) (two|three|four|five)\b"
+                      r"|\b(two|three|four|five) (?:of|examples)\b", re.I)
+_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
+_WHICH_YEAR = re.compile(r"\b(?:what|which) (?:year|decade)\b", re.I)
+_HOW_OLD = re.compile(r"\bhow old\b", re.I)
+
+
+def items_asked(question: str) -> int:
+    """How many things a question asks for: 2 for "Which two streets ...?", "Who were two of his advisers?";
+    1 otherwise (pure)."""
+    match = _COUNTED.search(question)
+    return _NUMBERS[(match.group(1) or match.group(2)).lower()] if match else 1
+
+
 def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
     """The question's expected answer type, content words and (with `parse`, via spaCy) its wh-phrase's slot
     and the type of the noun it asks for."""
@@ -215,6 +232,9 @@ def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
         form=question_form(question),
         head=head_noun(question),
         kind_of=bool(_KIND_OF.search(question)),
+        items=items_asked(question),
+        asks_year=bool(_WHICH_YEAR.search(question)),
+        asks_age=bool(_HOW_OLD.search(question)),
     )
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from rag import antonyms, nlp
-from rag.answering import (AnswerSettings, QuoteContext, balance_span, extend_to_list, items_asked, pick_span,
-                           same_answer, surface_evidence, trim_span)
-from rag.questions import analyze_question, expected_labels, question_form, without_outlet
+from rag.answering import (AnswerSettings, QuoteContext, balance_span, extend_to_list, pick_span, same_answer,
+                           surface_evidence, trim_span)
+from rag.questions import analyze_question, expected_labels, items_asked, question_form, without_outlet
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
 
