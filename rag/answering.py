@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rag import antonyms, lexical, nlp
+from rag import antonyms, lexical, nlp, places
 from rag.index import IndexData
 from rag.questions import (DURATION, OUTLET, ROLES, QuestionAnalysis, analyze_question, is_follow_up,
                            without_outlet)
@@ -74,16 +74,16 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.634, 2.951, 2.633, 0.953, 0.803, 2.016, -1.094, -0.722, -0.37, 0.061, -0.061)
+        2.637, 2.945, 2.638, 0.926, 0.804, 2.033, -1.091, -0.747, -0.368, 0.061, -0.052)
     span_weights: tuple[float, ...] = (
         0.0, 0.478, 0.116, 0.43, -0.09, -0.094, 0.584, 0.839, -0.169, -0.266, 0.245, 0.715, -0.608, 1.2,
         0.109, 0.287, -1.238, -0.105, 1.139, 0.885, 0.544, 0.461, 0.189, 0.195, 0.158, 0.096, -0.518, 0.073,
         -0.136, 0.185, 0.128, -0.097, 0.194, 0.438, 0.376)
     evidence_weights: tuple[float, ...] = (
-        3.528, 0.672, 1.838, 0.269, -0.195, -0.004, 0.075, 0.153, 0.021, -0.653, -0.536, -0.539, -2.234, -0.031,
-        -0.898, -0.672, 0.378, -0.194, 0.131, -0.414, -1.049)
-    evidence_bias: float = -5.697
-    no_answer_threshold: float = 0.285
+        3.63, 0.672, 1.579, 0.235, -0.207, -0.139, 0.191, 0.163, 0.008, -0.615, -0.527, -0.624, -2.214, 0.008,
+        -0.912, -0.672, 0.366, -0.233, 0.099, -0.448, -1.05)
+    evidence_bias: float = -5.433
+    no_answer_threshold: float = 0.295
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -257,7 +257,8 @@ def pick_span(text: str, quote_start: int, quote_end: int, spans: list[Span], qu
         return SpanChoice(best, 0.0, False, 0.0, False)
     best = balance_span(text, quote_end, extend_to_list(text, quote_end, trim_span(quote, best), spans,
                                                         question.items))
-    return SpanChoice(best, best_score, bool(best_features[0]),
+    fits_form = any(best_features[_AT[name]] for name in ("manner_fit", "reason_fit", "action_fit"))
+    return SpanChoice(best, best_score, bool(best_features[0]) or fits_form,
                       float(best_features[_AT["window_left"]] + best_features[_AT["window_right"]]),
                       bool(best_features[_AT["same_slot"]]))
 
@@ -405,13 +406,14 @@ def _bigrams(words: list[str]) -> set[tuple[str, str]]:
     return set(zip(words, words[1:]))
 
 
-def surface_evidence(question: str, sentence: str, passage_words: set[str]) -> dict[str, float]:
+def surface_evidence(question: str, sentence: str, passage_words: set[str], other_names: str = "") -> dict[str, float]:
     """Clues that a question recombines the text's words into something it does not say (SQuAD v2's
     unanswerable questions): its word pairs are absent, a negation or a name or number is missing, or the
-    sentence says the opposite ("least" where it says "most")."""
+    sentence says the opposite ("least" where it says "most"). `other_names`: names the sentence's places
+    also go by (`places.other_names`), which count as present."""
     q_words = [w for w in _words(question) if w not in _WH]
     s_words = _words(sentence)
-    sentence_words = set(s_words)
+    sentence_words = set(s_words) | set(_words(other_names))
     q_pairs = _bigrams(q_words)
     names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-z]+", question)}
     numbers = {w for w in q_words if any(ch.isdigit() for ch in w)}
@@ -444,22 +446,30 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
         return []
     dense = np.asarray(index.sentence_vectors[ids]) @ query_vector
     sentences = [index.sentence(sid) for sid in ids]
-    sentence_tokens = lexical.tokenize([s.text for s in sentences])
+    # A text's words include the other names of the countries it names ("Tokyo" is also "Japan").
+    sentence_names = [places.other_names(s.text) for s in sentences]
+    passage_texts = [f"{p.chunk.text} {places.other_names(p.chunk.text)}" for p in passages]
+    sentence_tokens = lexical.tokenize([f"{s.text} {names}" for s, names in zip(sentences, sentence_names)])
     # Per passage, once: the share of the question's rarest word it lacks, and its words.
     missing_in_passage = {p.chunk_id: overlap_score(index, question.tokens, set(t))[1]
-                          for p, t in zip(passages, lexical.tokenize([p.chunk.text for p in passages]))}
-    passage_words = {p.chunk_id: set(_words(p.chunk.text)) for p in passages}
+                          for p, t in zip(passages, lexical.tokenize(passage_texts))}
+    # Names and numbers are looked for in the whole article: its other passages set the scene.
+    article_words = {}
+    for p in passages:
+        if p.chunk.article_id not in article_words:
+            text = index.article(p.chunk.article_id).text
+            article_words[p.chunk.article_id] = set(_words(f"{text} {places.other_names(text)}"))
     rank_weights = np.asarray(settings.rank_weights)
     span_dependent = np.array([name in ("typed", "span_score") for name in RANK_FEATURES])
     scored = []
-    for sid, sentence, cosine, tokens in zip(ids, sentences, dense, sentence_tokens):
+    for sid, sentence, names, cosine, tokens in zip(ids, sentences, sentence_names, dense, sentence_tokens):
         found, missing = overlap_score(index, question.tokens, set(tokens))
         chunk_id = passage_of[sid].chunk_id
         evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
                     "missing_rarest": missing, "missing_in_passage": missing_in_passage[chunk_id],
                     "missing_share": 1.0 - found, "expects_type": float(bool(question.expected)), "typed": 0.0,
                     "span_score": 0.0, "span_context": 0.0, "span_in_slot": 0.0,
-                    **surface_evidence(question.text, sentence.text, passage_words[chunk_id])}
+                    **surface_evidence(question.text, sentence.text, article_words[passage_of[sid].chunk.article_id], names)}
         features = np.array([evidence[name] for name in RANK_FEATURES])
         scored.append((float(features[~span_dependent] @ rank_weights[~span_dependent]), sid, sentence, evidence))
     scored.sort(key=lambda item: (-item[0], item[1]))

@@ -10,7 +10,7 @@ from dataclasses import replace
 import time
 from pathlib import Path
 
-from rag import antonyms, embedding, nlp, questions
+from rag import antonyms, embedding, nlp, places, questions
 from rag.answering import AnswerSettings, answer_question, contextual_question
 from rag.errors import ArticleNotFoundError
 from rag.index import IndexData, current_build, load_index
@@ -46,6 +46,7 @@ class Pipeline:
         nlp.parse("Who warms up?")
         antonyms.opposites()
         questions.noun_classes()
+        places.load()
         try:
             self.index()
         except Exception:

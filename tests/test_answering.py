@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import antonyms, nlp
+from rag import antonyms, nlp, places
 from rag.answering import (AnswerSettings, QuoteContext, balance_span, extend_to_list, pick_span, same_answer,
                            surface_evidence, trim_span)
 from rag.questions import analyze_question, expected_labels, items_asked, question_form, without_outlet
@@ -262,6 +262,24 @@ def test_how_and_why_questions_can_be_answered_by_a_phrase_not_only_a_noun() -> 
     what = analyze_question("Who is looking to stabilize relations?")
     (start, end), *_ = pick_span(text, 0, len(text), spans, what, AnswerSettings().span_weights)
     assert text[start:end] == "Tokyo"  # phrases compete only for how, why and what-did-they-do questions
+
+
+@pytest.mark.parametrize("question, typed", [
+    ("How does Japan hope to stabilize relations with Seoul?", True),  # a manner: "by building trust ..."
+    ("What is Tokyo looking to stabilize?", False),  # "relations": any noun phrase, no type asked for
+])
+def test_a_phrase_of_the_kind_a_how_question_wants_counts_as_its_answer_type(question: str, typed: bool) -> None:
+    text = "Tokyo is looking to stabilize relations by building trust through frequent summit meetings."
+    choice = pick_span(text, 0, len(text), nlp.annotate([text])[0], analyze_question(question),
+                       AnswerSettings().span_weights)
+    assert choice.typed == typed
+
+
+def test_a_name_said_another_way_is_not_missing_from_the_sentence() -> None:
+    question, sentence = "How does Japan hope to stabilize relations?", "Tokyo is looking to stabilize relations."
+    assert surface_evidence(question, sentence, set())["name_missing_sentence"] == 1.0
+    others = places.other_names(sentence)
+    assert surface_evidence(question, sentence, set(), others)["name_missing_sentence"] == 0.0
 
 
 def test_the_summit_timing_is_quoted_as_said(pipeline: Pipeline) -> None:
