@@ -1,10 +1,13 @@
-"""Fit the answerer's two linear models on SQuAD v2 and print the weights for rag/answering.py.
+"""Fit the answerer's linear models on SQuAD v2 and print the weights for rag/answering.py.
 
 - Span model: for each answerable question, the candidates inside the sentence holding the gold answer;
   a softmax over them is trained to put the gold-matching candidate first. Trained only on paragraphs
   that XQuAD does not contain, so XQuAD stays a held-out test.
-- Evidence model: logistic regression from the top quote's evidence to "the question is answerable",
-  reported with leave-one-article-out cross-validation (AUC), then refitted on all five articles.
+- Rank model: the same softmax over the sentences of the retrieved passages, to put the gold one first.
+- Evidence models: two logistic regressions from the top quote's evidence, and the score is the lower of
+  their probabilities. Support: the file's answerable against its unanswerable questions. Relevance: the
+  answerable questions against the same questions asked without their paragraph. Reported with
+  leave-one-article-out cross-validation (AUC), then refitted on all five articles.
 - Threshold: from the cross-validated scores' balanced accuracy on SQuAD v2, and the dev questions
   (as the issue asks: set by measurement on both).
 """
@@ -143,6 +146,12 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 30
     return w / sigma, b - float(np.sum(w * mu / sigma))
 
 
+def evidence_probability(x: np.ndarray, support: tuple[np.ndarray, float], relevance: tuple[np.ndarray, float]
+                         ) -> np.ndarray:
+    """The answerer's score from the two fitted models, as `find_candidates` computes it."""
+    return np.minimum(*(1 / (1 + np.exp(-(x @ w + b))) for w, b in (support, relevance)))
+
+
 def balanced_accuracy(scores: np.ndarray, answerable: np.ndarray, threshold: float) -> float:
     """The mean of the accuracies on answerable and on unanswerable questions at a threshold."""
     return float(np.mean(scores[answerable == 1] >= threshold) + np.mean(scores[answerable == 0] < threshold)) / 2
@@ -188,11 +197,11 @@ def apply(fit: dict, path: Path = ROOT / "rag" / "answering.py") -> None:
         lines = [", ".join(numbers[i:i + 14]) for i in range(0, len(numbers), 14)]
         return "(\n        " + ",\n        ".join(lines) + ")"
 
-    for name in ("rank_weights", "span_weights", "evidence_weights"):
+    for name in ("rank_weights", "span_weights", "evidence_weights", "relevance_weights"):
         source, n = re.subn(rf"({name}: tuple\[float, \.\.\.\] = )\([^)]*\)",
                             lambda m: m.group(1) + weights(fit[name].values()), source)
         assert n == 1, name
-    for name in ("evidence_bias", "no_answer_threshold"):
+    for name in ("evidence_bias", "relevance_bias", "no_answer_threshold"):
         source, n = re.subn(rf"({name}: float = )-?[0-9.]+", lambda m: m.group(1) + repr(fit[name]), source)
         assert n == 1, name
     path.write_text(source)
@@ -224,21 +233,27 @@ def main() -> None:
           f"{span_accuracy(rank_groups, w_rank):.3f}", file=sys.stderr)
     fitted = replace(fitted, rank_weights=tuple(round(float(x), 3) for x in w_rank))
     x, y, groups_by_article, original = evidence_rows(index, v2_questions, vectors, fitted)
-    held_out_scores = np.zeros(len(y))
+    # Support: the file's own questions. Relevance: its answerable questions against the same questions
+    # asked without their paragraph. The score is the lower of the two probabilities.
+    support_rows = original
+    relevance_rows = ~original | (y == 1)
+    probabilities = np.zeros(len(y))
     for article in sorted(set(groups_by_article)):
-        train = groups_by_article != article
-        w, b = fit_logistic(x[train], y[train])
-        held_out_scores[~train] = x[~train] @ w + b
-    own_scores, own_y = held_out_scores[original], y[original]
+        train, test = groups_by_article != article, groups_by_article == article
+        probabilities[test] = evidence_probability(x[test], fit_logistic(x[train & support_rows], y[train & support_rows]),
+                                                   fit_logistic(x[train & relevance_rows], y[train & relevance_rows]))
+    own_scores, own_y = probabilities[original], y[original]
     auc = roc_auc(list(own_scores[own_y == 1]), list(own_scores[own_y == 0]))
-    auc_missing = roc_auc(list(own_scores[own_y == 1]), list(held_out_scores[~original]))
-    probabilities = 1 / (1 + np.exp(-held_out_scores))
+    auc_missing = roc_auc(list(own_scores[own_y == 1]), list(probabilities[~original]))
     # The threshold is set on the file's own questions, as before; both kinds of unanswerable question
     # (about 700 of each) would put it at `threshold_both`.
     threshold_both = balanced_threshold(probabilities, y)
-    w_evidence, b_evidence = fit_logistic(x, y)
+    w_evidence, b_evidence = fit_logistic(x[support_rows], y[support_rows])
+    w_relevance, b_relevance = fit_logistic(x[relevance_rows], y[relevance_rows])
     final = replace(fitted, evidence_weights=tuple(round(float(v), 3) for v in w_evidence),
-                    evidence_bias=round(b_evidence, 3))
+                    evidence_bias=round(b_evidence, 3),
+                    relevance_weights=tuple(round(float(v), 3) for v in w_relevance),
+                    relevance_bias=round(b_relevance, 3))
     dev = dev_scores(Pipeline(index_dir=seed_pipeline().index_dir, answer_settings=final))
     threshold, threshold_balanced, error = dev_threshold(probabilities[original], own_y, dev)
     print(f"evidence model: {int(original.sum())} questions and {int((~original).sum())} asked without their "
@@ -249,6 +264,8 @@ def main() -> None:
         "rank_weights": dict(zip(RANK_FEATURES, fitted.rank_weights)),
         "evidence_weights": dict(zip(EVIDENCE_FEATURES, (round(float(v), 3) for v in w_evidence))),
         "evidence_bias": round(b_evidence, 3),
+        "relevance_weights": dict(zip(EVIDENCE_FEATURES, final.relevance_weights)),
+        "relevance_bias": final.relevance_bias,
         "cross_validated_auc": round(auc, 4),
         "cross_validated_auc_without_paragraph": round(auc_missing, 4),
         "no_answer_threshold": round(threshold, 3),
