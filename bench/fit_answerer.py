@@ -240,8 +240,9 @@ def main() -> None:
     probabilities = np.zeros(len(y))
     for article in sorted(set(groups_by_article)):
         train, test = groups_by_article != article, groups_by_article == article
-        probabilities[test] = evidence_probability(x[test], fit_logistic(x[train & support_rows], y[train & support_rows]),
-                                                   fit_logistic(x[train & relevance_rows], y[train & relevance_rows]))
+        support = fit_logistic(x[train & support_rows], y[train & support_rows])
+        relevance = fit_logistic(x[train & relevance_rows], y[train & relevance_rows])
+        probabilities[test] = evidence_probability(x[test], support, relevance)
     own_scores, own_y = probabilities[original], y[original]
     auc = roc_auc(list(own_scores[own_y == 1]), list(own_scores[own_y == 0]))
     auc_missing = roc_auc(list(own_scores[own_y == 1]), list(probabilities[~original]))

@@ -416,7 +416,7 @@ def _bigrams(words: list[str]) -> set[tuple[str, str]]:
     return set(zip(words, words[1:]))
 
 
-def surface_evidence(question: str, sentence: str, passage_words: set[str], other_names: str = "") -> dict[str, float]:
+def surface_evidence(question: str, sentence: str, article_words: set[str], other_names: str = "") -> dict[str, float]:
     """Clues that a question recombines the text's words into something it does not say (SQuAD v2's
     unanswerable questions): its word pairs are absent, a negation or a name or number is missing, or the
     sentence says the opposite ("least" where it says "most"). `other_names`: names the sentence's places
@@ -430,8 +430,8 @@ def surface_evidence(question: str, sentence: str, passage_words: set[str], othe
     return {
         "bigrams": len(q_pairs & _bigrams(s_words)) / len(q_pairs) if q_pairs else 0.0,
         "negation_mismatch": float(bool(NEGATIONS & set(q_words)) != bool(NEGATIONS & sentence_words)),
-        "name_missing": float(bool(names - passage_words)),
-        "number_missing": float(bool(numbers - passage_words)),
+        "name_missing": float(bool(names - article_words)),
+        "number_missing": float(bool(numbers - article_words)),
         "name_missing_sentence": float(bool(names - sentence_words)),
         "number_missing_sentence": float(bool(numbers - sentence_words)),
         "question_words": math.log1p(len(q_words)),
@@ -460,11 +460,11 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     sentence_names = [places.other_names(s.text) for s in sentences]
     passage_texts = [f"{p.chunk.text} {places.other_names(p.chunk.text)}" for p in passages]
     sentence_tokens = lexical.tokenize([f"{s.text} {names}" for s, names in zip(sentences, sentence_names)])
-    # Per passage, once: the share of the question's rarest word it lacks, and its words.
+    # Per passage, once: how rare the rarest question word it lacks is.
     missing_in_passage = {p.chunk_id: overlap_score(index, question.tokens, set(t))[1]
                           for p, t in zip(passages, lexical.tokenize(passage_texts))}
     # Names and numbers are looked for in the whole article: its other passages set the scene.
-    article_words = {}
+    article_words: dict[str, set[str]] = {}
     for p in passages:
         if p.chunk.article_id not in article_words:
             text = index.article(p.chunk.article_id).text
@@ -474,12 +474,12 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     scored = []
     for sid, sentence, names, cosine, tokens in zip(ids, sentences, sentence_names, dense, sentence_tokens):
         found, missing = overlap_score(index, question.tokens, set(tokens))
-        chunk_id = passage_of[sid].chunk_id
-        evidence = {"dense": float(cosine), "overlap": found, "passage": passage_of[sid].score,
-                    "missing_rarest": missing, "missing_in_passage": missing_in_passage[chunk_id],
+        passage = passage_of[sid]
+        evidence = {"dense": float(cosine), "overlap": found, "passage": passage.score,
+                    "missing_rarest": missing, "missing_in_passage": missing_in_passage[passage.chunk_id],
                     "missing_share": 1.0 - found, "expects_type": float(bool(question.expected)), "typed": 0.0,
                     "span_score": 0.0, "span_context": 0.0, "span_in_slot": 0.0,
-                    **surface_evidence(question.text, sentence.text, article_words[passage_of[sid].chunk.article_id], names)}
+                    **surface_evidence(question.text, sentence.text, article_words[passage.chunk.article_id], names)}
         features = np.array([evidence[name] for name in RANK_FEATURES])
         scored.append((float(features[~span_dependent] @ rank_weights[~span_dependent]), sid, sentence, evidence))
     scored.sort(key=lambda item: (-item[0], item[1]))
