@@ -27,6 +27,8 @@ _OUTLET = re.compile(r"\b(?:which|what)\s+(?:news\s+agenc(?:y|ies)|newspapers?|(
 _RULES: list[tuple[str, tuple[str, ...]]] = [
     (_OUTLET.pattern, OUTLET),
     (r"\bhow long\b", DURATION),
+    # "How many years ...": a span of time, which spaCy labels DATE or TIME ("three years", "17 seconds").
+    (r"\bhow many (?:seconds|minutes|hours|days|weeks|months|years|decades|centuries)\b", DURATION),
     (r"\bhow (many|much)\b.*\b(money|cost|paid|pay|spend|spent|price|dollars?|worth)\b", ("MONEY",) + NUMERIC),
     (r"\bhow (many|much)\b", NUMERIC),
     (r"\bwhat (?:(?:is|was|are|were) the )?(percentage|percent|proportion|share)\b", ("PERCENT", "CARDINAL")),
@@ -63,6 +65,7 @@ class QuestionAnalysis:
     wh_governor: str = ""  # the lower-cased word it depends on ("drove" in "What drove residents away?")
     form: str = ""  # "how" (manner), "why", "do" ("what did they do"), or ""
     head: str | None = None  # the noun a what/which question asks about ("What sports are..." -> "sports")
+    counted: str | None = None  # the noun a "how many" question counts ("How many seconds ..." -> "seconds")
     kind_of: bool = False  # it asks "what kind (type, sort) of" thing: the answer is a modifier of that noun
     items: int = 1  # how many things it asks for: 2 for "Which two streets ...?"
     asks_year: bool = False  # "what year / decade": the answer is the year alone, not the whole date
@@ -94,6 +97,12 @@ def head_noun(question: str) -> str | None:
     match = re.search(rf"\b(?:what|which)\s+(?:{_KIND} )?(\w+)", question.lower())
     return match.group(1) if match and match.group(1) not in {"is", "was", "are", "were", "did", "does", "do",
                                                               "has", "had", "can", "the", "a"} else None
+
+
+def counted_noun(question: str) -> str | None:
+    """The noun a "how many" question counts ("How many seconds were left?" -> "seconds")."""
+    match = re.search(r"\bhow many (\w+)", question.lower())
+    return match.group(1) if match else None
 
 
 def question_form(question: str) -> str:
@@ -231,6 +240,7 @@ def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
         wh_governor=governor,
         form=question_form(question),
         head=head_noun(question),
+        counted=counted_noun(question),
         kind_of=bool(_KIND_OF.search(question)),
         items=items_asked(question),
         asks_year=bool(_WHICH_YEAR.search(question)),

@@ -130,6 +130,8 @@ def test_the_noun_a_what_question_asks_about_is_read_from_it(question: str, head
     ("Who founded McKinsey & Company?", "PERSON"),
     ("When did the talks start?", "DATE"),
     ("How long did the call last?", "TIME"),
+    ("How many years did the party rule?", "TIME"),  # a span of time: "three years" is a DATE, not a number
+    ("How many parties ruled?", "CARDINAL"),
     ("What is the name of the first Doctor Who serial?", None),  # "Who" inside a name asks nothing
     ("The paintings were by artists of which nationality?", "NORP"),
     ("What is the percentage of gas stations that ran dry?", "PERCENT"),
@@ -225,6 +227,7 @@ def test_an_answer_never_holds_half_of_a_bracket_or_quotation_pair(text: str, ph
     ("In what decade was it Warsaw?", "the early 1970s", "1970s"),
     ("When was it Warsaw?", "25 February 2010", "25 February 2010"),  # "when" may want the day
     ("How old has Warsaw been?", "age 39", "39"),
+    ("How many seconds has Warsaw been?", "17 seconds", "17"),  # the counted noun the question names
     ("Who has Warsaw been?", "John C. Messenger's", "John C. Messenger"),  # not the possessive
     ("Whose has Warsaw been?", "John C. Messenger's", "John C. Messenger's"),  # unless it asks whose
 ])
@@ -262,6 +265,17 @@ def test_how_and_why_questions_can_be_answered_by_a_phrase_not_only_a_noun() -> 
     what = analyze_question("Who is looking to stabilize relations?")
     (start, end), *_ = pick_span(text, 0, len(text), spans, what, AnswerSettings().span_weights)
     assert text[start:end] == "Tokyo"  # phrases compete only for how, why and what-did-they-do questions
+
+
+@pytest.mark.parametrize("question, answer", [
+    ("When was Montreal captured?", "1760"),  # "six years" is how long, not when
+    ("How long did the siege last?", "six years"),
+])
+def test_a_span_of_time_answers_how_long_and_a_date_answers_when(question: str, answer: str) -> None:
+    text = "After a siege of six years, Montreal was captured in 1760."
+    choice = pick_span(text, 0, len(text), nlp.annotate([text])[0], analyze_question(question),
+                       AnswerSettings().span_weights)
+    assert text[slice(*choice.span)] == answer
 
 
 @pytest.mark.parametrize("question, typed", [
