@@ -282,8 +282,8 @@ def trim_span(quote: QuoteContext, span: tuple[int, int]) -> tuple[int, int]:
     """The chosen phrase without the words at its edges that add nothing: a leading demonstrative ("this",
     "those"), which points back into the article; for a "what (kind of) X" or "how many X" question a
     trailing lower-case X ("a multi-cultural city" -> "multi-cultural", "17 seconds" -> "17"); a trailing
-    possessive; "age" before the number a "how old"
-    question asks for; and all but the year a "what year" question asks for ("25 February 2010" -> "2010").
+    possessive; "age" before the number a "how old" question asks for; and all but the year a "what year"
+    question asks for ("25 February 2010" -> "2010").
     XQuAD: the first two EM +0.6, F1 +0.2 (stop 8); the rest EM +1.4, F1 +0.45 (stop 11)."""
     first, last = bisect.bisect_left(quote.starts, span[0]), bisect.bisect_right(quote.ends, span[1])
     lo, hi, words, question = first, last, quote.words, quote.question
