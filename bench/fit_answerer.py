@@ -263,8 +263,8 @@ def main() -> None:
     fit = {
         "span_weights": dict(zip(SPAN_FEATURES, fitted.span_weights)),
         "rank_weights": dict(zip(RANK_FEATURES, fitted.rank_weights)),
-        "evidence_weights": dict(zip(EVIDENCE_FEATURES, (round(float(v), 3) for v in w_evidence))),
-        "evidence_bias": round(b_evidence, 3),
+        "evidence_weights": dict(zip(EVIDENCE_FEATURES, final.evidence_weights)),
+        "evidence_bias": final.evidence_bias,
         "relevance_weights": dict(zip(EVIDENCE_FEATURES, final.relevance_weights)),
         "relevance_bias": final.relevance_bias,
         "cross_validated_auc": round(auc, 4),
