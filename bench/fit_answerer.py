@@ -26,7 +26,8 @@ from dev_questions import dev_scores, seed_pipeline
 from squad import EVAL, ROOT, build_corpus_index, f1_score, load_squad, query_vectors, roc_auc
 
 from rag.answering import (  # noqa: E402
-    EVIDENCE_FEATURES, RANK_FEATURES, SPAN_FEATURES, AnswerSettings, QuoteContext, candidate_spans, find_candidates, span_features)
+    EVIDENCE_FEATURES, RANK_FEATURES, SPAN_FEATURES, AnswerSettings, QuoteContext, candidate_spans,
+    evidence_probability, find_candidates, span_features)
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.questions import analyze_question  # noqa: E402
 from rag.retrieval import dense_candidates, fuse, lexical_candidates, retrieve  # noqa: E402
@@ -144,12 +145,6 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 30
         w -= lr * (z.T @ (p - y) / len(y) + l2 * w)
         b -= lr * float(np.mean(p - y))
     return w / sigma, b - float(np.sum(w * mu / sigma))
-
-
-def evidence_probability(x: np.ndarray, support: tuple[np.ndarray, float], relevance: tuple[np.ndarray, float]
-                         ) -> np.ndarray:
-    """The answerer's score from the two fitted models, as `find_candidates` computes it."""
-    return np.minimum(*(1 / (1 + np.exp(-(x @ w + b))) for w, b in (support, relevance)))
 
 
 def balanced_accuracy(scores: np.ndarray, answerable: np.ndarray, threshold: float) -> float:

@@ -125,10 +125,6 @@ class Candidate:
     score: float = 0.0
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
-
-
 def contextual_question(question: str, history: list[Turn]) -> str:
     """The text to search with: a follow-up question carries the earlier turn it refers to (its question and
     answer, which names whom "he" or "it" means); a question about who reported a fact searches for the fact."""
@@ -179,6 +175,16 @@ class QuoteContext:
                    content or frozenset({""}))
 
 
+def _has_type(expected: tuple[str, ...], label: str, text: str, start: int, end: int) -> bool:
+    """Whether a span is of the type a question expects: a duration needs its unit ("25-minute"), and a
+    bare span of time ("six years") does not say when (pure)."""
+    if label not in expected:
+        return False
+    if expected == DURATION:
+        return bool(_DURATION_UNIT.search(text, start, end))
+    return expected != TEMPORAL or not _TIME_SPAN.fullmatch(text, start, end)
+
+
 def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: Span) -> np.ndarray | None:
     """Features of one candidate answer span, or None when it cannot be the answer (pure)."""
     if span.start < quote_start or span.end > quote_end:
@@ -194,9 +200,7 @@ def span_features(quote: QuoteContext, quote_start: int, quote_end: int, span: S
     if span.label in PHRASE_KINDS and not question.form:
         return None
     label = "NP" if span.label == "NP+" else span.label
-    typed = label in question.expected and (
-        bool(_DURATION_UNIT.search(quote.text, span.start, span.end)) if question.expected == DURATION
-        else question.expected != TEMPORAL or not _TIME_SPAN.fullmatch(quote.text, span.start, span.end))
+    typed = _has_type(question.expected, label, quote.text, span.start, span.end)
     untyped = not question.expected
     after = min((first - a - 1 for a in quote.anchors if a < first), default=None)
     before = min((a - last for a in quote.anchors if a >= last), default=None)
@@ -446,6 +450,13 @@ def surface_evidence(question: str, sentence: str, article_words: set[str], othe
     }
 
 
+def evidence_probability(x: np.ndarray, support: tuple[np.ndarray, float], relevance: tuple[np.ndarray, float]
+                         ) -> np.ndarray:
+    """The score of a quote's evidence (a row) or of many (a matrix): the lower of the two fitted models'
+    probabilities (see `AnswerSettings`); bench/fit_answerer.py cross-validates with it."""
+    return np.minimum(*(1 / (1 + np.exp(-np.clip(x @ w + b, -50, 50))) for w, b in (support, relevance)))
+
+
 def find_candidates(index: IndexData, passages: list[Passage], question: QuestionAnalysis,
                     query_vector: np.ndarray, settings: AnswerSettings) -> list[Candidate]:
     """The sentences of the retrieved passages with their evidence, best first.
@@ -511,8 +522,8 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
         c.evidence["margin"] = c.rank - (following.rank if following else 0.0)
         c.evidence["runner_up_overlap"] = following.evidence["overlap"] if following else 0.0
         features = np.array([c.evidence[name] for name in EVIDENCE_FEATURES])
-        c.score = min(_sigmoid(float(features @ np.asarray(settings.evidence_weights)) + settings.evidence_bias),
-                      _sigmoid(float(features @ np.asarray(settings.relevance_weights)) + settings.relevance_bias))
+        c.score = float(evidence_probability(features, (np.asarray(settings.evidence_weights), settings.evidence_bias),
+                                             (np.asarray(settings.relevance_weights), settings.relevance_bias)))
     return candidates
 
 
