@@ -126,6 +126,15 @@ def test_the_noun_a_what_question_asks_about_is_read_from_it(question: str, head
     assert analyze_question(question, parse=False).head == head
 
 
+@pytest.mark.parametrize("question, head", [
+    ("Which trade policies led to economic stagnation?", "policies"),  # "trade" only says which policies
+    ("What German poet wrote Faust?", "poet"),
+    ("What sports are Kenyans active in?", "sports"),
+])
+def test_the_asked_noun_is_the_head_of_its_compound(question: str, head) -> None:
+    assert analyze_question(question).head == head
+
+
 @pytest.mark.parametrize("question, first_label", [
     ("Who founded McKinsey & Company?", "PERSON"),
     ("When did the talks start?", "DATE"),
