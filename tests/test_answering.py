@@ -192,6 +192,15 @@ def test_a_sentence_that_says_the_opposite_of_the_question_is_noticed(question: 
     assert surface_evidence(question, sentence, set())["turned_around"] == float(turned)
 
 
+@pytest.mark.parametrize("question, sentence, missing", [
+    ("Which country did not attend the summit?", "Japan attended the summit.", True),
+    ("Who never signed the treaty?", "Korea didn't sign the treaty.", False),  # the sentence negates too
+    ("Who signed the treaty?", "Korea did not sign the treaty.", False),  # a sentence's "not" is no clue
+])
+def test_a_negation_the_sentence_lacks_is_noticed(question: str, sentence: str, missing: bool) -> None:
+    assert surface_evidence(question, sentence, set())["negation_missing"] == float(missing)
+
+
 @pytest.mark.parametrize("question, form", [
     ("How does Japan hope to stabilize relations with Seoul?", "how"),
     ("How many minutes did the call last?", ""),
