@@ -67,7 +67,10 @@ _TIME_SPAN = re.compile(r"(?:(?:about|around|nearly|almost|over|some|more than|l
                         r"(?:[\d.,]+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                         r"several|few|many)[\s-]+" + _DURATION_UNIT.pattern + r"(?:-long)?", re.I)
 _YEAR = re.compile(r"\d{3,4}s?")
-NEGATIONS = frozenset({"not", "never", "no", "nor", "without", "t"})
+NEGATIONS = frozenset({"not", "never", "no", "nor", "without", "t", "cannot", "unable", "impossible", "neither", "none",
+                       "fail", "fails", "failed"})
+# A number as written, with its scale: "8.7" is not "8" and "7", "$20 million" is not "$20 billion".
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:\s+(?:hundred|thousand|million|billion|trillion)\b)?", re.I)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.584, 2.933, 2.629, 0.927, 0.855, 2.005, -1.087, -0.747, -0.372, -0.41, -0.058)
+        2.587, 2.936, 2.633, 0.929, 0.855, 2.006, -1.086, -0.746, -0.355, -0.312, -0.056)
     span_weights: tuple[float, ...] = (
         0.0, 0.494, 0.11, 0.434, -0.091, -0.095, 0.586, 0.841, -0.159, -0.26, 0.239, 0.715, -0.594, 1.153,
         0.116, 0.305, -1.233, -0.103, 1.13, 0.873, 0.531, 0.474, 0.198, 0.206, 0.172, 0.09, -0.52, 0.073,
@@ -89,14 +92,14 @@ class AnswerSettings:
     # fitted on the answerable questions against the same questions asked without their paragraph, tells
     # whether the articles report the matter at all. One model fitted on both kinds did worse on each.
     evidence_weights: tuple[float, ...] = (
-        2.675, -0.14, 0.314, -0.608, -0.048, -0.228, 0.295, 0.226, -0.078, -0.921, -2.629, -0.373, -2.63, -0.298,
-        -1.071, 0.14, 0.841, -0.257, 0.035, -0.562, -1.69)
-    evidence_bias: float = -3.215
+        2.657, -0.093, 0.362, -0.485, -0.173, -0.243, 0.322, 0.247, -0.089, -0.933, -2.616, -0.367, -2.922, -0.341,
+        -0.798, 0.093, 0.895, -0.248, 0.053, -0.562, -1.631)
+    evidence_bias: float = -3.42
     relevance_weights: tuple[float, ...] = (
-        4.916, 1.364, 1.396, 0.694, -0.849, 0.032, -0.077, 0.064, 0.326, 1.69, -0.281, -1.075, -3.117, 0.483,
-        0.789, -1.364, 0.064, -1.009, -0.445, 0.504, 0.197)
-    relevance_bias: float = -4.455
-    no_answer_threshold: float = 0.401
+        4.908, 1.359, 1.429, 0.695, -0.847, 0.033, -0.076, 0.059, 0.327, 1.692, -0.181, -1.076, -3.063, 0.484,
+        0.697, -1.359, 0.064, -0.981, -0.444, 0.509, 0.206)
+    relevance_bias: float = -4.483
+    no_answer_threshold: float = 0.41
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -136,6 +139,15 @@ def contextual_question(question: str, history: list[Turn]) -> str:
 
 def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
+
+
+def _numbers(text: str) -> set[str]:
+    return {" ".join(m.group().lower().replace(",", "").split()) for m in _NUMBER.finditer(text)}
+
+
+def text_terms(text: str) -> set[str]:
+    """A text's lower-cased words and its numbers as written, for the missing-name and missing-number checks."""
+    return set(_words(text)) | _numbers(text)
 
 
 def candidate_spans(text: str, spans: list[Span]) -> list[Span]:
@@ -433,10 +445,10 @@ def surface_evidence(question: str, sentence: str, article_words: set[str], othe
     also go by (`places.other_names`), which count as present."""
     q_words = [w for w in _words(question) if w not in _WH]
     s_words = _words(sentence)
-    sentence_words = set(s_words) | set(_words(other_names))
+    sentence_words = text_terms(sentence) | set(_words(other_names))
     q_pairs = _bigrams(q_words)
     names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-z]+", question)}
-    numbers = {w for w in q_words if any(ch.isdigit() for ch in w)}
+    numbers = _numbers(question)
     return {
         "bigrams": len(q_pairs & _bigrams(s_words)) / len(q_pairs) if q_pairs else 0.0,
         # The question asks what did not happen and the sentence negates nothing (11% of SQuAD v2's
@@ -488,7 +500,7 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     for p in passages:
         if p.chunk.article_id not in article_words:
             text = index.article(p.chunk.article_id).text
-            article_words[p.chunk.article_id] = set(_words(f"{text} {places.other_names(text)}"))
+            article_words[p.chunk.article_id] = text_terms(f"{text} {places.other_names(text)}")
     rank_weights = np.asarray(settings.rank_weights)
     span_dependent = np.array([name in ("typed", "span_score") for name in RANK_FEATURES])
     scored = []

@@ -196,9 +196,20 @@ def test_a_sentence_that_says_the_opposite_of_the_question_is_noticed(question: 
     ("Which country did not attend the summit?", "Japan attended the summit.", True),
     ("Who never signed the treaty?", "Korea didn't sign the treaty.", False),  # the sentence negates too
     ("Who signed the treaty?", "Korea did not sign the treaty.", False),  # a sentence's "not" is no clue
+    ("What problems cannot be solved in theory?", "Problems that can be solved in theory are tractable.", True),
 ])
 def test_a_negation_the_sentence_lacks_is_noticed(question: str, sentence: str, missing: bool) -> None:
     assert surface_evidence(question, sentence, set())["negation_missing"] == float(missing)
+
+
+@pytest.mark.parametrize("question, sentence, missing", [
+    ("What earthquake caused $20 million in damage?", "It caused damage estimated at over $20 billion.", True),
+    ("What fault can produce a magnitude 8.7 event?", "Faults produce magnitude 6.7+ quakes, some 8.0 events.", True),
+    ("How many campuses did it have in 2014?", "From 2005 to 2014 it had two campuses.", False),
+    ("Who paid 1,600 dollars?", "He paid 1600 dollars.", False),
+])
+def test_a_number_is_read_as_written(question: str, sentence: str, missing: bool) -> None:
+    assert surface_evidence(question, sentence, set())["number_missing_sentence"] == float(missing)
 
 
 @pytest.mark.parametrize("question, form", [
