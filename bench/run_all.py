@@ -101,8 +101,9 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
     add("XQuAD span F1", ">= 45", lambda: 100 * quality["xquad"]["span_f1"], lambda v: v >= 45)
     add("SQuAD v2 abstention AUC, leave-one-article-out", ">= 0.70",
         lambda: results["answerer_fit"]["cross_validated_auc"], lambda v: v >= 0.70)
-    add("SQuAD v2 abstention AUC, fitted on the same file", "(optimistic)", lambda: quality["squad_v2"]["auc"],
-        lambda v: v >= 0.70)
+    # Reported only: the weights were fitted on these questions, so the held-out row above is the measure.
+    add("SQuAD v2 abstention AUC, fitted on the same file", "(reported: optimistic)",
+        lambda: quality["squad_v2"]["auc"], lambda v: True)
     dev = results.get("dev_questions") or {}
     add("dev: unanswerable declined", "3 of 3", lambda: f"{dev['declined']} of {dev['unanswerable']}",
         lambda v: dev["declined"] == dev["unanswerable"])
