@@ -69,6 +69,9 @@ _TIME_SPAN = re.compile(r"(?:(?:about|around|nearly|almost|over|some|more than|l
 _YEAR = re.compile(r"\d{3,4}s?")
 NEGATIONS = frozenset({"not", "never", "no", "nor", "without", "t", "cannot", "unable", "impossible", "neither", "none",
                        "fail", "fails", "failed"})
+# A capitalised word not at the start of a sentence, acronyms and inner capitals too ("NP", "BSkyB").
+_NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][A-Za-z0-9]*")
+_NAME_RUN = re.compile(r"\b(?!(?:The|A|An)\b)[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+")
 # A number as written, with its scale: "8.7" is not "8" and "7", "$20 million" is not "$20 billion".
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:\s+(?:hundred|thousand|million|billion|trillion)\b)?", re.I)
 
@@ -81,7 +84,7 @@ class AnswerSettings:
     candidates: int = 200  # per retriever, before fusion (bench/retrieval.py: best mean nDCG@10 of the sweep)
     span_sentences: int = 8  # sentences whose answer span is picked (XQuAD: as good as all ~26, 3x faster)
     rank_weights: tuple[float, ...] = (
-        2.587, 2.936, 2.633, 0.929, 0.855, 2.006, -1.086, -0.746, -0.355, -0.312, -0.056)
+        2.522, 2.947, 2.568, 0.94, 0.873, 1.961, -1.073, -1.052, -0.356, -0.298, -0.073)
     span_weights: tuple[float, ...] = (
         0.0, 0.494, 0.11, 0.434, -0.091, -0.095, 0.586, 0.841, -0.159, -0.26, 0.239, 0.715, -0.594, 1.153,
         0.116, 0.305, -1.233, -0.103, 1.13, 0.873, 0.531, 0.474, 0.198, 0.206, 0.172, 0.09, -0.52, 0.073,
@@ -92,14 +95,14 @@ class AnswerSettings:
     # fitted on the answerable questions against the same questions asked without their paragraph, tells
     # whether the articles report the matter at all. One model fitted on both kinds did worse on each.
     evidence_weights: tuple[float, ...] = (
-        2.657, -0.093, 0.362, -0.485, -0.173, -0.243, 0.322, 0.247, -0.089, -0.933, -2.616, -0.367, -2.922, -0.341,
-        -0.798, 0.093, 0.895, -0.248, 0.053, -0.562, -1.631)
-    evidence_bias: float = -3.42
+        2.453, -0.028, 0.569, -0.437, -0.151, -0.152, 0.255, 0.235, -0.099, -0.995, -2.723, -0.38, -2.827, -0.493,
+        -0.969, 0.028, 0.901, -0.282, 0.098, -0.528, -1.626)
+    evidence_bias: float = -3.473
     relevance_weights: tuple[float, ...] = (
-        4.908, 1.359, 1.429, 0.695, -0.847, 0.033, -0.076, 0.059, 0.327, 1.692, -0.181, -1.076, -3.063, 0.484,
-        0.697, -1.359, 0.064, -0.981, -0.444, 0.509, 0.206)
-    relevance_bias: float = -4.483
-    no_answer_threshold: float = 0.41
+        4.865, 1.46, 1.632, 0.712, -0.888, 0.039, -0.034, 0.079, 0.286, 1.691, -0.354, -1.055, -3.014, 0.236,
+        0.604, -1.46, 0.056, -1.303, -0.465, 0.56, 0.136)
+    relevance_bias: float = -4.454
+    no_answer_threshold: float = 0.436
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -146,8 +149,14 @@ def _numbers(text: str) -> set[str]:
 
 
 def text_terms(text: str) -> set[str]:
-    """A text's lower-cased words and its numbers as written, for the missing-name and missing-number checks."""
-    return set(_words(text)) | _numbers(text)
+    """A text's lower-cased words, its numbers as written and the initials of its names of several words
+    ("European Union" is also "eu"; of any run of capitalised words, as a sentence's first word may join
+    one), for the missing-name and missing-number checks."""
+    initials = set()
+    for run in _NAME_RUN.findall(text):
+        letters = "".join(w[0] for w in run.split()).lower()
+        initials.update(letters[i:j] for i in range(len(letters)) for j in range(i + 2, len(letters) + 1))
+    return set(_words(text)) | _numbers(text) | initials
 
 
 def candidate_spans(text: str, spans: list[Span]) -> list[Span]:
@@ -447,7 +456,7 @@ def surface_evidence(question: str, sentence: str, article_words: set[str], othe
     s_words = _words(sentence)
     sentence_words = text_terms(sentence) | set(_words(other_names))
     q_pairs = _bigrams(q_words)
-    names = {w.lower() for w in re.findall(r"(?<!^)(?<![.?!] )\b[A-Z][a-z]+", question)}
+    names = {w.lower() for w in _NAME.findall(question)}
     numbers = _numbers(question)
     return {
         "bigrams": len(q_pairs & _bigrams(s_words)) / len(q_pairs) if q_pairs else 0.0,

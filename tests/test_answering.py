@@ -212,6 +212,17 @@ def test_a_number_is_read_as_written(question: str, sentence: str, missing: bool
     assert surface_evidence(question, sentence, set())["number_missing_sentence"] == float(missing)
 
 
+@pytest.mark.parametrize("question, sentence, missing", [
+    ("Who showed that if P=NQ then some problems are hard?", "Ladner showed that if P = NP then some are.", True),
+    ("When did BSkyB launch its HD service?", "BSkyB's HD service launched in 2006.", False),
+    ("How many original EU treaties protected rights?", "None of the European Union's treaties did.", False),
+    ("Which MLS teams played in 2014?", "Two Major League Soccer teams played in 2014.", False),
+])
+def test_an_acronym_is_a_name_and_a_name_of_several_words_is_also_its_initials(question: str, sentence: str,
+                                                                                missing: bool) -> None:
+    assert surface_evidence(question, sentence, set())["name_missing_sentence"] == float(missing)
+
+
 @pytest.mark.parametrize("question, form", [
     ("How does Japan hope to stabilize relations with Seoul?", "how"),
     ("How many minutes did the call last?", ""),
