@@ -101,14 +101,13 @@ def head_noun(question: str) -> str | None:
 
 def compound_head(doc, first: str | None) -> str | None:
     """The noun a what/which question asks about when the first word after "which" only modifies it, from
-    spaCy's parse: "Which trade policies ...?" -> "policies", not "trade"; otherwise `first` (head_noun's).
+    parse (`asked_noun`): "Which trade policies ...?" -> "policies", not "trade"; otherwise `first` (head_noun's).
     XQuAD span F1 45.7 -> 45.9."""
-    wh = next((t for t in doc if t.lower_ in ("what", "which") and t.dep_ == "det"),
-               None) if doc is not None else None
-    if first is None or wh is None or wh.head.pos_ != "NOUN":
+    noun = asked_noun(doc) if doc is not None and first is not None else None
+    if noun is None or noun.pos_ != "NOUN":
         return first
-    modifiers = {c.lower_ for c in wh.head.children if c.dep_ in ("compound", "amod")}
-    return wh.head.lower_ if first in modifiers else first
+    modifiers = {c.lower_ for c in noun.children if c.dep_ in ("compound", "amod")}
+    return noun.lower_ if first in modifiers else first
 
 
 def counted_noun(question: str) -> str | None:
