@@ -101,8 +101,8 @@ def head_noun(question: str) -> str | None:
 
 def compound_head(doc, first: str | None) -> str | None:
     """The noun a what/which question asks about when the first word after "which" only modifies it, from
-    parse (`asked_noun`): "Which trade policies ...?" -> "policies", not "trade"; otherwise `first` (head_noun's).
-    XQuAD span F1 45.7 -> 45.9."""
+    spaCy's parse (`asked_noun`): "Which trade policies ...?" -> "policies", not "trade"; otherwise `first`
+    (head_noun's). XQuAD span F1 45.7 -> 45.9."""
     noun = asked_noun(doc) if doc is not None and first is not None else None
     if noun is None or noun.pos_ != "NOUN":
         return first
