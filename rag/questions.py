@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from rag import lexical, nlp
+from rag import lexical, nlp, senses
 
 PERSON_LIKE = ("PERSON", "ORG", "NORP", "GPE")
 ORG_LIKE = ("ORG", "PERSON", "NORP", "GPE", "FAC")
@@ -70,6 +70,7 @@ class QuestionAnalysis:
     items: int = 1  # how many things it asks for: 2 for "Which two streets ...?"
     asks_year: bool = False  # "what year / decade": the answer is the year alone, not the whole date
     asks_age: bool = False  # "how old": the answer is the number alone, without "age"
+    lemmas: frozenset[tuple[str, str]] = frozenset()  # its words' lemmas and parts of speech (rag/senses.py)
 
 
 def without_outlet(question: str) -> str:
@@ -256,6 +257,7 @@ def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
         items=items_asked(question),
         asks_year=bool(_WHICH_YEAR.search(question)),
         asks_age=bool(_HOW_OLD.search(question)),
+        lemmas=senses.question_lemmas(doc) if doc is not None else frozenset(),
     )
 
 
