@@ -70,14 +70,20 @@ def text_lemmas(text: str) -> frozenset[Lemma]:
     return frozenset().union(*map(_readings, words))
 
 
+@lru_cache(maxsize=4096)
+def _known(lemmas: frozenset[Lemma]) -> tuple[frozenset[str], tuple[Lemma, ...]]:
+    """A text's lemma strings, and its lemmas that WordNet's table has (once per sentence: text_lemmas
+    returns the same set each time)."""
+    known = table()
+    return frozenset(lemma for lemma, _ in lemmas), tuple(lemma for lemma in lemmas if lemma in known)
+
+
 def _new_words(question: frozenset[Lemma], sentence: frozenset[Lemma]) -> tuple[list[Lemma], list[Lemma]]:
     """The question's lemmas the sentence lacks, and the sentence's the question lacks (by lemma alone),
     that WordNet knows. Whether a word is there is decided before the table is looked at: "upper" is in
     a sentence whatever it means there."""
-    known = table()
-    q_lemmas, s_lemmas = {lemma for lemma, _ in question}, {lemma for lemma, _ in sentence}
-    return ([q for q in question if q[0] not in s_lemmas and q in known],
-            [s for s in sentence if s[0] not in q_lemmas and s in known])
+    (q_lemmas, q_known), (s_lemmas, s_known) = _known(question), _known(sentence)
+    return [q for q in q_known if q[0] not in s_lemmas], [s for s in s_known if s[0] not in q_lemmas]
 
 
 def says_opposite(question: frozenset[Lemma], sentence: frozenset[Lemma]) -> bool:

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from rag import antonyms, nlp, places
-from rag.answering import (AnswerSettings, QuoteContext, balance_span, extend_to_list, pick_span, same_answer,
-                           surface_evidence, trim_span)
+from rag import antonyms, embedding, nlp, places
+from rag.answering import (DENSE_KNOT, AnswerSettings, QuoteContext, balance_span, extend_to_list, find_candidates,
+                           pick_span, same_answer, surface_evidence, trim_span)
+from rag.retrieval import retrieve
 from rag.questions import analyze_question, expected_labels, items_asked, question_form, without_outlet
 from rag.pipeline import Pipeline
 from rag.types import Filters, Reply, Turn
@@ -177,6 +178,17 @@ def test_the_doer_of_a_passive_verb_answers_who_did_it(question: str, answer: st
                                               for s in spans}
     choice = pick_span(text, 0, len(text), spans, analyze_question(question), AnswerSettings().span_weights)
     assert text[slice(*choice.span)] == answer
+
+
+def test_a_close_sentence_counts_by_how_far_its_cosine_exceeds_the_median(pipeline: Pipeline) -> None:
+    question, settings, index = "Where are Ishiba and Lee scheduled to meet in mid-June?", AnswerSettings(), pipeline.index()
+    vector = embedding.embed_query(question)
+    passages = retrieve(index, question, vector, settings.passages, None, settings.candidates, settings.fusion)
+    candidates = find_candidates(index, passages, analyze_question(question), vector, settings)
+    for c in candidates:
+        assert c.evidence["dense_excess"] == pytest.approx(max(0.0, c.evidence["dense"] - DENSE_KNOT))
+    assert candidates[0].evidence["dense_excess"] > 0.05  # "The two leaders could potentially meet at ..."
+    assert any(c.evidence["dense_excess"] == 0 for c in candidates)
 
 
 @pytest.mark.parametrize("question, sentence, turned", [
