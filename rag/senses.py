@@ -26,8 +26,8 @@ Lemma = tuple[str, str]  # ("lose", "v")
 class Senses(NamedTuple):
     sense: int | None  # the most frequent sense, for common words
     nearby: frozenset[int]  # its hypernyms (for an adjective satellite: its head)
-    poles: frozenset[int]  # senses of the word in antonym pairs
-    opposites: frozenset[int]  # their antonyms
+    poles: frozenset[int]  # all its senses (and adjective heads), for words with an antonym
+    opposites: frozenset[int]  # the antonyms of those
 
 
 @lru_cache(maxsize=1)
