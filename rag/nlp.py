@@ -99,3 +99,21 @@ def parse(text: str):
     nlp = get_nlp()
     with _lock:
         return nlp(text)
+
+
+def token_lemma(token) -> str:
+    """A parsed token's lemma by spaCy's rules for its part of speech ("smallest" ADJ -> "small"). The
+    pipeline runs without its lemmatizer, which only questions need."""
+    with _lock:
+        return get_nlp().get_pipe("lemmatizer").rule_lemmatize(token)[0]
+
+
+def word_lemmas(word: str, pos: str) -> list[str]:
+    """The lemmas spaCy's rules give a word read as `pos` ("lost", "VERB" -> ["lose"]), without a parse."""
+    from spacy.tokens import Doc
+
+    model = get_nlp()
+    with _lock:
+        token = Doc(model.vocab, words=[word])[0]
+        token.pos_ = pos
+        return model.get_pipe("lemmatizer").rule_lemmatize(token)

@@ -44,28 +44,18 @@ def table() -> dict[Lemma, Senses]:
 
 def question_lemmas(doc) -> frozenset[Lemma]:
     """The lemmas of a parsed question's content words ("smallest" -> ("small", "a"))."""
-    lemmatizer = nlp.get_nlp().get_pipe("lemmatizer")  # disabled in the pipeline, which is all rules need
-    return frozenset((lemmatizer.rule_lemmatize(t)[0].lower(), PARTS[t.pos_])
-                     for t in doc if t.pos_ in PARTS and t.is_alpha)
+    return frozenset((nlp.token_lemma(t).lower(), PARTS[t.pos_]) for t in doc if t.pos_ in PARTS and t.is_alpha)
 
 
 @lru_cache(maxsize=65536)
 def _readings(word: str) -> frozenset[Lemma]:
-    from spacy.tokens import Doc
-
-    model = nlp.get_nlp()
-    lemmatizer, out = model.get_pipe("lemmatizer"), set()
-    for part, name in _PART_NAMES.items():
-        token = Doc(model.vocab, words=[word])[0]
-        token.pos_ = name
-        out.update((lemma, part) for lemma in lemmatizer.rule_lemmatize(token))
-    return frozenset(out)
+    return frozenset((lemma, part) for part, name in _PART_NAMES.items() for lemma in nlp.word_lemmas(word, name))
 
 
 @lru_cache(maxsize=4096)  # a corpus's sentences come back query after query
 def text_lemmas(text: str) -> frozenset[Lemma]:
-    """Every lemma a text's lower-case words can be (by spaCy's rules). Capitalised words are left out, as names ("South
-    Korea" beside "North Korea"); a capitalised first word counts as lower-case."""
+    """Every lemma a text's lower-case words can be, by spaCy's rules. Capitalised words are left out, as
+    names ("South Korea" beside "North Korea"); a capitalised first word counts as lower-case."""
     words = [w for w in _WORD.findall(text[:1].lower() + text[1:]) if w.islower()]
     return frozenset().union(*map(_readings, words))
 
