@@ -181,8 +181,8 @@ def test_the_doer_of_a_passive_verb_answers_who_did_it(question: str, answer: st
 
 
 def test_a_close_sentence_counts_by_how_far_its_cosine_exceeds_the_median(pipeline: Pipeline) -> None:
-    question, settings, index = "Where are Ishiba and Lee scheduled to meet in mid-June?", AnswerSettings(), pipeline.index()
-    vector = embedding.embed_query(question)
+    question = "Where are Ishiba and Lee scheduled to meet in mid-June?"
+    settings, index, vector = AnswerSettings(), pipeline.index(), embedding.embed_query(question)
     passages = retrieve(index, question, vector, settings.passages, None, settings.candidates, settings.fusion)
     candidates = find_candidates(index, passages, analyze_question(question), vector, settings)
     for c in candidates:
