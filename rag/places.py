@@ -10,6 +10,9 @@ from functools import lru_cache
 
 _CAPITALISED = re.compile(r"\b[A-Z][\w']*")  # a capitalised word: "Japan" in "Japan-South Korea"
 _CODE = re.compile(r"[A-Z]{2,3}")  # "JP", "USA": ISO codes, not names prose uses ("US" is also "us")
+# Headlines shorten a compass word: "S. Korea's President", "N. Korea". Not the "S." of "U.S.".
+_COMPASS = re.compile(r"(?<![\w.])([NSEW])\. (?=[A-Z])")
+_COMPASS_WORDS = {"N": "North ", "S": "South ", "E": "East ", "W": "West "}
 
 
 def _names(info: dict) -> set[str]:
@@ -45,8 +48,10 @@ def load() -> None:
 def other_names(text: str) -> str:
     """The other names of every country the text names, space-separated, for matching words (pure,
     given the table): "Tokyo is looking ..." -> "Japan Nihon Nippon". Names are matched as
-    written, capitalised: "us" and "male" are not the U.S. and the Maldives' capital."""
+    written, capitalised: "us" and "male" are not the U.S. and the Maldives' capital; a headline's
+    "S. Korea" is South Korea."""
     by_first, found, after = _table(), [], 0
+    text = _COMPASS.sub(lambda m: _COMPASS_WORDS[m.group(1)], text)
     for m in _CAPITALISED.finditer(text):
         if m.start() < after:
             continue
