@@ -48,7 +48,7 @@ def load_squad(path: Path) -> tuple[list[dict], list[Question]]:
             article_id = slugify(f"{doc['title']}-{number}", 120)
             context = paragraph["context"]
             shift = len(context) - len(context.lstrip())  # the article text is the stripped context
-            articles.append({"id": article_id, "title": f"{doc['title'].replace('_', ' ')} ({number + 1})",
+            articles.append({"id": article_id, "title": doc["title"].replace("_", " "),
                              "source": "Wikipedia", "text": context})
             for qa in paragraph["qas"]:
                 answers = [] if qa.get("is_impossible") else qa["answers"]

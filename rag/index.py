@@ -135,6 +135,10 @@ class IndexData:
     def sentence_article(self, i: int) -> Article:
         return self.article_at(int(self.sentence_table[i, 0]))
 
+    def first_sentence(self, article_id: str) -> Sentence:
+        """The article's lede, which names what the article is about."""
+        return self.sentence(self._ranges(article_id)[2])
+
     def spans(self, sentence_id: int) -> list[Span]:
         rows = self.span_table[int(self.span_ptr[sentence_id]):int(self.span_ptr[sentence_id + 1])]
         return [Span(int(s), int(e), *self.span_labels[int(c)].split("|"), int(hs), int(he))

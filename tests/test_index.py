@@ -53,6 +53,14 @@ def test_every_chunk_and_sentence_slices_its_article_exactly(seed_index) -> None
             assert sentence.start <= span.start < span.end <= sentence.end
 
 
+def test_an_articles_first_sentence_is_its_lede(seed_index) -> None:
+    for article in seed_index.catalog:
+        lede = seed_index.first_sentence(article.id)
+        assert lede.article_id == article.id
+        assert lede.start == min(int(s) for a, s, _ in seed_index.sentence_table
+                                 if seed_index.catalog[a].id == article.id)
+
+
 def test_article_texts_are_read_from_disk_exactly_as_ingested(seed_corpus, seed_index, settings) -> None:
     ingested = {a.id: a for a in scan_corpus(seed_corpus, settings.max_article_bytes).articles}
     assert all(a.text == "" for a in seed_index.catalog)  # serving keeps metadata only in memory
