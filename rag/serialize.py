@@ -10,6 +10,8 @@ def answer_to_dict(answer: Answer) -> dict:
         "quote": answer.quote,
         "score": answer.score,
         "weak": answer.weak,
+        "confidence": answer.confidence,
+        "field": answer.field,
         "article": answer.article.meta(),
         "quote_start": answer.quote_start,
         "quote_end": answer.quote_end,

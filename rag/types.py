@@ -102,20 +102,32 @@ class Corroboration:
     quote_end: int
 
 
+CONFIDENCE_LEVELS = ("high", "low")
+ARTICLE_FIELDS = ("byline", "source", "published")  # metadata an answer may quote instead of the text
+
+
 @dataclass(frozen=True)
 class Answer:
-    """An extractive answer: both `quote` and `text` are slices of `article.text`."""
+    """An extractive answer. From the text (`field == "text"`): `quote` and `text` are slices of
+    `article.text` at the offsets. From a metadata field ("byline", "source", "published"): both are that
+    field's value, and the offsets are None."""
 
     text: str
     quote: str
     score: float
     article: Article
-    quote_start: int
-    quote_end: int
-    answer_start: int
-    answer_end: int
-    weak: bool = False
+    quote_start: int | None
+    quote_end: int | None
+    answer_start: int | None
+    answer_end: int | None
+    weak: bool = False  # the score falls short of the threshold: a possible answer, not a confident one
     also_reported_by: tuple[Corroboration, ...] = ()
+    field: str = "text"
+
+    @property
+    def confidence(self) -> str:
+        """"high" when the score clears the no-answer threshold, "low" when it falls short."""
+        return "low" if self.weak else "high"
 
 
 @dataclass(frozen=True)
