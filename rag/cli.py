@@ -6,11 +6,15 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from rag.errors import ArticleFormatError, RagError
 from rag.settings import get_settings
+
+if TYPE_CHECKING:
+    from rag.types import Reply
 
 EXIT_SKIPPED = 3
 
@@ -152,19 +156,22 @@ def import_digest_command(file: Path, corpus_dir: Path | None, index_dir: Path |
         _run_index(corpus_dir, index_dir, quiet)
 
 
-def _print_reply(reply) -> None:
+def _print_reply(reply: Reply) -> None:
+    """A reply as numbered answers, each with its quote (or the article field it quotes) and citation."""
     if reply.no_answer:
-        click.echo("The articles do not answer this question.")
+        click.echo("The articles do not seem to answer this question.")
         if reply.answers:
-            click.echo("Possibly related:")
+            click.echo("The closest quotes, as possible answers only:")
     for number, answer in enumerate(reply.answers, start=1):
-        quote = answer.quote
-        a, b = answer.answer_start - answer.quote_start, answer.answer_end - answer.quote_start
-        marked = quote[:a] + click.style(quote[a:b], bold=True, underline=True) + quote[b:]
-        if not reply.no_answer:
-            weak = ", weak match" if answer.weak else ""
-            click.echo(f"{number}. {click.style(answer.text, bold=True)}  (score {answer.score:.2f}{weak})")
-        click.echo(f"   \u201c{marked}\u201d")
+        low = ", low confidence: possible answer" if answer.confidence == "low" else ""
+        value = click.style(answer.text, bold=True)
+        head = value if answer.field == "text" else f"{answer.field.capitalize()}: {value}"  # "Byline: ..."
+        click.echo(f"{number}. {head}  (score {answer.score:.2f}{low})")
+        if answer.field == "text":
+            quote = answer.quote
+            a, b = answer.answer_start - answer.quote_start, answer.answer_end - answer.quote_start
+            marked = quote[:a] + click.style(quote[a:b], bold=True, underline=True) + quote[b:]
+            click.echo(f"   \u201c{marked}\u201d")
         art = answer.article
         click.echo(f"   \u2014 {art.source}, {art.published or 'undated'}: {art.title}")
         for other in answer.also_reported_by:

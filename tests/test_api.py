@@ -35,6 +35,34 @@ def test_ask_returns_quotes_whose_offsets_slice_the_article_text(client: TestCli
             assert other_text[other["quote_start"]:other["quote_end"]] == other["quote"]
 
 
+@pytest.mark.parametrize("question", [
+    "How long was the phone call between Ishiba and Lee?",
+    "Who is the new president of South Korea?",
+    "What is the capital of Australia?",
+])
+def test_every_answer_says_how_sure_it_is_and_what_it_quotes(client: TestClient, question: str) -> None:
+    reply = client.post("/ask", json={"question": question}).json()
+    assert reply["answers"]
+    for answer in reply["answers"]:
+        assert answer["confidence"] in {"high", "low"}
+        assert (answer["confidence"] == "low") is answer["weak"]
+        assert answer["field"] in {"text", "byline", "source", "published"}
+        article = client.get(f"/articles/{answer['article']['id']}").json()
+        if answer["field"] == "text":
+            assert article["text"][answer["quote_start"]:answer["quote_end"]] == answer["quote"]
+        else:
+            assert answer["quote"] == answer["text"] == article[answer["field"]]
+            assert [answer[k] for k in ("quote_start", "quote_end", "answer_start", "answer_end")] == [None] * 4
+    assert reply["no_answer"] is all(a["confidence"] == "low" for a in reply["answers"])  # nothing clears it
+
+
+def test_a_question_the_articles_do_not_answer_still_offers_low_confidence_answers(client: TestClient) -> None:
+    reply = client.post("/ask", json={"question": "What is the capital of Australia?"}).json()
+    assert reply["no_answer"] is True
+    assert reply["answers"]
+    assert {a["confidence"] for a in reply["answers"]} == {"low"}
+
+
 def test_top_k_bounds_the_number_of_answers(client: TestClient) -> None:
     reply = client.post("/ask", json={"question": "What did Ishiba say?", "top_k": 1}).json()
     assert len(reply["answers"]) <= 1
@@ -97,6 +125,20 @@ def test_healthz_reports_counts_and_build_time(client: TestClient) -> None:
 def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert "/ask" in client.get("/openapi.json").json()["paths"]
+
+
+def test_openapi_schema_documents_confidence_and_the_quoted_field(client: TestClient) -> None:
+    answer = client.get("/openapi.json").json()["components"]["schemas"]["AnswerOut"]
+    properties = answer["properties"]
+    assert properties["confidence"]["enum"] == ["high", "low"]
+    assert '"high"' in properties["confidence"]["description"] and '"low"' in properties["confidence"]["description"]
+    assert properties["field"]["enum"] == ["text", "byline", "source", "published"]
+    assert "byline" in properties["field"]["description"]
+    assert "confidence" in properties["weak"]["description"]
+    for offset in ("quote_start", "quote_end", "answer_start", "answer_end"):
+        assert {"type": "null"} in properties[offset]["anyOf"], offset
+        assert "Null when `field` is not" in properties[offset]["description"], offset
+    assert {"confidence", "field"} <= set(answer["required"])
 
 
 def test_without_an_index_ask_says_to_run_rag_index(tmp_path: Path) -> None:

@@ -44,6 +44,8 @@ A prankster wrote <script>window.__pwned=1</script> on the club's sign-up sheet,
 """
 CALL_QUESTION = "How long was the phone call between Ishiba and Lee?"
 UNANSWERABLE_QUESTION = "What is the GDP of South Korea?"
+NO_ANSWER_VERDICT = "The articles do not seem to answer this question."
+CAVEAT = "Possible answer \u2014 not confident. The articles may not answer this; check the quote."
 
 
 def find_chromium() -> str | None:
@@ -240,16 +242,71 @@ def test_follow_up_question_goes_with_the_earlier_turn(page) -> None:
     expect(follow_up.locator("mark.answer-span").first).to_contain_text("June 4")
 
 
-def test_question_the_articles_do_not_answer_says_so(page) -> None:
+def test_question_the_articles_do_not_answer_says_so_and_offers_possible_answers(page) -> None:
     from playwright.sync_api import expect
 
     page.goto("/")
     turn = ask(page, UNANSWERABLE_QUESTION)
-    expect(turn.locator(".verdict")).to_have_text("The articles do not answer this question.")
-    related = turn.locator(".related .answer")
-    if related.count():
-        expect(turn.locator(".related-label")).to_have_text("Possibly related:")
-        expect(related.first).to_have_class("answer weak")
+    expect(turn.locator(".verdict")).to_have_text(NO_ANSWER_VERDICT)
+    expect(turn.locator(".possible-intro")).to_have_text("The closest quotes, as possible answers only:")
+    answers = turn.locator(".answer")
+    assert answers.count() >= 1
+    for i in range(answers.count()):
+        expect(answers.nth(i)).to_have_class("answer possible")
+        expect(answers.nth(i).locator(".caveat")).to_be_visible()
+        expect(answers.nth(i).locator(".caveat")).to_have_text(CAVEAT)
+    page.locator("#question").blur()
+    screenshot(page, "chat-possible-answer.png")
+
+
+def look(answer) -> dict:
+    """How an answer is set off: its left rule and the background of its highlighted span."""
+    return answer.evaluate("""node => ({
+        border: getComputedStyle(node).borderLeftStyle,
+        mark: getComputedStyle(node.querySelector('mark')).backgroundColor,
+    })""")
+
+
+def test_a_confident_answer_has_no_caveat_and_looks_apart_from_a_possible_one(page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    turn = ask(page, CALL_QUESTION)
+    assert_answered(turn, CALL_QUESTION)
+    confident = turn.locator(".answer").first
+    expect(confident).to_have_class("answer confident")
+    expect(confident.locator(".caveat")).to_have_count(0)
+    confident_look = look(confident)
+
+    page.click("#new-conversation")  # the next question stands alone
+    possible = ask(page, UNANSWERABLE_QUESTION).locator(".answer").first
+    expect(possible).to_have_class("answer possible")
+    expect(possible.locator(".caveat")).to_be_visible()
+    assert look(possible)["border"] == "dashed"
+    assert look(possible) != confident_look
+
+
+def test_answer_from_an_article_field_shows_the_field_and_links_the_article_without_offsets(page) -> None:
+    from playwright.sync_api import expect
+
+    byline = '<img src=x onerror="window.__pwned=1"> Ann Lee'
+    reply = {"question": "Who wrote it?", "no_answer": False, "took_ms": 1.0, "answers": [{
+        "text": byline, "quote": byline, "score": 0.8, "weak": False, "confidence": "high", "field": "byline",
+        "article": {"id": HOSTILE_ID, "title": "Garden club <b>sign-up</b>", "source": "Test Wire",
+                    "published": "2025-06-12", "url": None},
+        "quote_start": None, "quote_end": None, "answer_start": None, "answer_end": None, "also_reported_by": []}]}
+    page.route("**/ask", lambda route: route.fulfill(json=reply))  # the API's reply, as a field answer gives it
+    page.goto("/")
+    answer = ask(page, "Who wrote it?").locator(".answer")
+    expect(answer.locator(".field-quote")).to_have_text(f"Byline: {byline}")
+    expect(answer.locator(".caveat")).to_have_count(0)
+    assert answer.locator(".citation a").get_attribute("href") == f"/articles/{HOSTILE_ID}"
+    expect(answer.locator(".citation a")).to_have_text("Garden club <b>sign-up</b>")
+    assert page.locator("#conversation img, #conversation b").count() == 0
+    page.reload()  # restored from session storage the same way
+    expect(page.locator("#conversation .field-quote")).to_have_text(f"Byline: {byline}")
+    assert page.locator("#conversation img, #conversation b").count() == 0
+    assert page.evaluate("window.__pwned") is None
 
 
 def test_outlet_filter_limits_the_citations(page) -> None:
@@ -298,7 +355,8 @@ def test_chat_works_without_javascript(page_without_js) -> None:
     expect(turns).to_have_count(2)  # the earlier turn came back from the form's hidden fields
     expect(turns.nth(1)).to_be_in_viewport()  # the page opens at the newest reply
     expect(turns.nth(0).locator("mark.answer-span").first).to_contain_text("25")
-    expect(turns.nth(1).locator(".verdict")).to_have_text("The articles do not answer this question.")
+    expect(turns.nth(1).locator(".verdict")).to_have_text(NO_ANSWER_VERDICT)
+    expect(turns.nth(1).locator(".answer.possible .caveat").first).to_have_text(CAVEAT)
     assert_answered(turns.nth(0), CALL_QUESTION)
 
 

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from rag.cli import EXIT_SKIPPED, main
+from rag.types import Answer, Article, Reply
 from tests.conftest import SEED_DIGEST
 
 
@@ -77,3 +78,50 @@ def test_ask_rejects_an_empty_question() -> None:
     result = CliRunner().invoke(main, ["ask", "   "])
     assert result.exit_code == 2
     assert "QUESTION" in result.output
+
+
+ARTICLE = Article(id="talks", title="Talks resume", source="Test Wire", published="2025-06-11", byline="Ann Lee",
+                  text="Talks resumed on June 11. Officials expect more.")
+
+
+class FakePipeline:
+    """Replies with a confident answer, a low one and one from the byline (the printing is what is tested)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        pass
+
+    def ask(self, question: str, **kwargs: object) -> Reply:
+        def from_text(sentence: str, span: str, score: float, weak: bool) -> Answer:
+            start, span_start = ARTICLE.text.index(sentence), ARTICLE.text.index(span)
+            return Answer(text=span, quote=sentence, score=score, article=ARTICLE, quote_start=start,
+                          quote_end=start + len(sentence), answer_start=span_start,
+                          answer_end=span_start + len(span), weak=weak)
+
+        byline = Answer(text="Ann Lee", quote="Ann Lee", score=0.3, article=ARTICLE, quote_start=None, quote_end=None,
+                        answer_start=None, answer_end=None, weak=True, field="byline")
+        return Reply(question, no_answer=False,
+                     answers=[from_text("Talks resumed on June 11.", "June 11", 0.91, False),
+                              from_text("Officials expect more.", "more", 0.43, True), byline])
+
+
+def test_ask_says_how_sure_each_answer_is_and_names_a_quoted_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rag.pipeline.Pipeline", FakePipeline)
+    result = CliRunner().invoke(main, ["ask", "When did the talks resume?"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "1. June 11  (score 0.91)"
+    assert lines[1] == "   \u201cTalks resumed on June 11.\u201d"
+    assert lines[3] == "2. more  (score 0.43, low confidence: possible answer)"
+    assert lines[6] == "3. Byline: Ann Lee  (score 0.30, low confidence: possible answer)"
+    assert lines[7] == "   \u2014 Test Wire, 2025-06-11: Talks resume"
+    assert "weak match" not in result.output and "None" not in result.output
+
+
+@pytest.mark.slow
+def test_ask_a_question_the_articles_do_not_answer_lists_possible_answers(seed_index_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["ask", "What is the capital of Australia?", "--index", str(seed_index_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("The articles do not seem to answer this question.\n"
+                                    "The closest quotes, as possible answers only:\n1. ")
+    numbered = [line for line in result.output.splitlines() if line[:1].isdigit()]
+    assert numbered and all(line.endswith(", low confidence: possible answer)") for line in numbered)

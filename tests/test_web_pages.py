@@ -28,6 +28,10 @@ JIJI = Article(id="2025-06-09-jiji", title="Ishiba, Lee agree to develop stable 
                published="2025-06-09", url="https://example.org/jiji")
 OLDER = Article(id="2025-06-05-mainichi", title="Editorial", source="The Mainichi", text="Lee won the election.",
                 published="2025-06-05")
+BYLINE = 'Ann Lee <img src=x onerror="window.__pwned=1">'
+BYLINED = Article(id="2025-06-11-wire", title="Talks <b>resume</b>", source="Test Wire",
+                  text="Talks resumed on June 11.", published="2025-06-11", byline=BYLINE)
+CAVEAT = "Possible answer — not confident. The articles may not answer this; check the quote."
 
 
 def span(article: Article, text: str) -> tuple[int, int]:
@@ -52,8 +56,15 @@ def markup_answer() -> Answer:
                   weak=True)
 
 
+def byline_answer() -> Answer:
+    """An answer from the article's byline, not its text: no offsets."""
+    return Answer(text=BYLINE, quote=BYLINE, score=0.8, article=BYLINED, quote_start=None, quote_end=None,
+                  answer_start=None, answer_end=None, field="byline")
+
+
 class FakePipeline:
-    """Answers about the phone call; anything mentioning GDP is not answered. Records what it was asked."""
+    """Answers about the phone call; anything mentioning GDP is not answered, "maybe" adds a low answer, "wrote"
+    is answered from a byline. Records what it was asked."""
 
     def __init__(self, articles: tuple[Article, ...] = (OLDER, HOSTILE, JIJI)) -> None:
         self._articles = {a.id: a for a in articles}
@@ -75,6 +86,10 @@ class FakePipeline:
         self.calls.append((question, list(history or []), top_k, filters))
         if "GDP" in question:
             return Reply(question, no_answer=True, answers=[markup_answer()])
+        if "maybe" in question:
+            return Reply(question, no_answer=False, answers=[call_answer(), markup_answer()])
+        if "wrote" in question:
+            return Reply(question, no_answer=False, answers=[byline_answer()])
         return Reply(question, no_answer=False, answers=[call_answer()], took_ms=1.0)
 
 
@@ -286,7 +301,8 @@ def test_follow_up_without_javascript_sends_the_earlier_turns_as_history(
     assert html.count('id="latest"') == 1
     # Earlier turns are shown again whole: quotes, corroborations, the weaker related passages.
     assert marks(html, "answer-span") == ["25 minutes", MARKUP, "25 minutes"]
-    assert html.count("Also reported by") == 2 and html.count("Possibly related:") == 1
+    assert html.count("Also reported by") == 2
+    assert html.count("The closest quotes, as possible answers only:") == 1 and text_of(html).count(CAVEAT) == 1
     assert_no_live_markup(html)
 
 
@@ -300,6 +316,15 @@ def test_follow_up_without_javascript_sends_the_earlier_turns_as_history(
     json.dumps({"question": "Earlier?", "no_answer": False, "answers": [
         {"id": HOSTILE.id, "quote": [0, 5], "answer": [4, 9], "weak": False, "also": []}]}),
     json.dumps({"question": ["Earlier?"], "no_answer": True, "answers": []}),
+    json.dumps({"question": "Earlier?", "no_answer": False, "answers": [
+        {"id": HOSTILE.id, "field": "text", "quote": [None, None], "answer": [None, None], "weak": False,
+         "also": []}]}),
+    json.dumps({"question": "Earlier?", "no_answer": False, "answers": [
+        {"id": HOSTILE.id, "field": "text", "weak": False, "also": []}]}),
+    json.dumps({"question": "Earlier?", "no_answer": False, "answers": [
+        {"id": HOSTILE.id, "field": "url", "weak": False, "also": []}]}),
+    json.dumps({"question": "Earlier?", "no_answer": False, "answers": [
+        {"id": JIJI.id, "field": "byline", "weak": False, "also": []}]}),  # Jiji's article has no byline
 ])
 def test_tampered_history_field_is_dropped(client: TestClient, pipeline: FakePipeline, tampered: str) -> None:
     response = client.post("/", data={"question": "And then?", "history": [tampered]})
@@ -308,13 +333,85 @@ def test_tampered_history_field_is_dropped(client: TestClient, pipeline: FakePip
     assert marks(response.text, "answer-span") == ["25 minutes"]
 
 
-def test_no_answer_says_so_and_offers_weaker_related_passages(client: TestClient) -> None:
+def text_of(html: str) -> str:
+    """The page's words without tags, whitespace collapsed, as a reader sees them."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def answer_items(html: str) -> list[str]:
+    return re.findall(r'<li class="answer[^"]*">.*?</li>', html, re.S)
+
+
+def test_no_answer_says_so_and_offers_possible_answers_with_a_caveat(client: TestClient) -> None:
     html = client.post("/", data={"question": "What is the GDP?"}).text
-    assert "The articles do not answer this question." in html
-    assert "Possibly related:" in html
-    assert '<li class="answer weak">' in html
+    assert "The articles do not seem to answer this question." in html
+    assert html.index("do not seem to answer") < html.index("The closest quotes, as possible answers only:")
+    [item] = answer_items(html)
+    assert item.startswith('<li class="answer possible">')
+    assert CAVEAT in text_of(item)
     assert marks(html, "answer-span") == [MARKUP]
     assert_no_live_markup(html)
+
+
+def test_low_answer_is_set_apart_from_a_confident_one(client: TestClient) -> None:
+    html = client.post("/", data={"question": "How long was the call, maybe?"}).text
+    assert "do not seem to answer" not in html
+    confident, possible = answer_items(html)
+    assert confident.startswith('<li class="answer confident">') and "caveat" not in confident
+    assert possible.startswith('<li class="answer possible">')
+    assert '<strong class="caveat-label">Possible answer — not confident.</strong>' in possible
+    assert CAVEAT in text_of(possible)
+    assert_no_live_markup(html)
+
+
+@pytest.fixture
+def bylined_client() -> Iterator[TestClient]:
+    with TestClient(create_app(pipeline=FakePipeline((OLDER, HOSTILE, JIJI, BYLINED)), warm_up=False)) as client:
+        yield client
+
+
+def test_field_answer_names_the_field_and_cites_the_article_without_offsets(bylined_client: TestClient) -> None:
+    html = bylined_client.post("/", data={"question": "Who wrote the article on the talks?"}).text
+    [item] = answer_items(html)
+    assert '<span class="field-name">Byline:</span>' in item
+    assert marks(item, "answer-span") == [BYLINE]
+    assert f'<a href="/articles/{BYLINED.id}">Talks &lt;b&gt;resume&lt;/b&gt;</a>' in item  # no offsets, no #quote
+    assert "start=" not in item and "None" not in item and "<blockquote" not in item
+    assert_no_live_markup(html)
+    data = html.split('<script type="application/json" id="conversation-data">')[1].split("</script>")[0]
+    [answer] = json.loads(data)[0]["answers"]
+    assert (answer["field"], answer["quote"], answer["quote_start"], answer["answer_end"]) == (
+        "byline", BYLINE, None, None)
+
+
+def test_field_answer_goes_through_the_api_with_null_offsets(bylined_client: TestClient) -> None:
+    [answer] = bylined_client.post("/ask", json={"question": "Who wrote it?"}).json()["answers"]
+    assert answer["field"] == "byline" and answer["confidence"] == "high" and answer["weak"] is False
+    assert answer["text"] == answer["quote"] == BYLINE
+    assert [answer[k] for k in ("quote_start", "quote_end", "answer_start", "answer_end")] == [None] * 4
+
+
+def test_field_answer_survives_the_no_javascript_round_trip(bylined_client: TestClient) -> None:
+    first = bylined_client.post("/", data={"question": "Who wrote it?"}).text
+    [state] = hidden_history(first)
+    assert json.loads(state)["answers"] == [{"id": BYLINED.id, "field": "byline", "weak": False, "also": []}]
+    second = bylined_client.post("/", data={"history": [state], "question": "How long was the call, maybe?"})
+    pipeline = bylined_client.app.state.pipeline
+    assert pipeline.calls[-1][1] == [Turn("Who wrote it?", BYLINE)]
+    html = second.text
+    assert marks(html, "answer-span") == [BYLINE, "25 minutes", MARKUP]
+    assert html.count('<span class="field-name">Byline:</span>') == 1
+    assert [json.loads(s)["answers"][0].get("field") for s in hidden_history(html)] == ["byline", None]
+    assert [a["weak"] for a in json.loads(hidden_history(html)[1])["answers"]] == [False, True]
+    assert_no_live_markup(html)
+
+
+def test_low_answer_keeps_its_caveat_through_the_no_javascript_round_trip(client: TestClient) -> None:
+    first = client.post("/", data={"question": "What is the GDP?"}).text
+    html = client.post("/", data={"history": hidden_history(first), "question": "How long was the call?"}).text
+    items = answer_items(html)
+    assert [item.split('"')[1] for item in items] == ["answer possible", "answer confident"]
+    assert CAVEAT in text_of(items[0]) and "caveat" not in items[1]
 
 
 def test_question_is_escaped_in_the_conversation_and_its_data(client: TestClient) -> None:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rag.errors import ArticleNotFoundError, IndexNotBuiltError, IndexOutdatedError
 from rag.pipeline import Pipeline
 from rag.serialize import reply_to_dict
-from rag.types import Article
+from rag.types import ARTICLE_FIELDS, Article
 from web.schemas import MAX_HISTORY, ArticleFull, ArticleMeta, AskRequest, AskResponse, Health
 
 HERE = Path(__file__).parent
@@ -35,6 +35,7 @@ HTML_HEADERS = {
     "Vary": "Accept",
 }
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+FIELD_LABELS = {name: name.capitalize() for name in ARTICLE_FIELDS}  # "Byline: Kei Kobayashi" in the chat
 
 
 def get_pipeline(request: Request) -> Pipeline:
@@ -149,13 +150,17 @@ def reply_answer_text(reply: dict) -> str:
 
 
 def turn_state(reply: dict) -> str:
-    """A turn as the no-JS form carries it to the next post: the question and the article id and offsets of
-    every quote (the text itself is cut from the article again, so an edited field can only show article text)."""
-    return json.dumps({"question": reply["question"], "no_answer": reply["no_answer"], "answers": [
-        {"id": a["article"]["id"], "quote": [a["quote_start"], a["quote_end"]],
-         "answer": [a["answer_start"], a["answer_end"]], "weak": a["weak"],
-         "also": [[c["article"]["id"], c["quote_start"], c["quote_end"]] for c in a["also_reported_by"]]}
-        for a in reply["answers"]]}, ensure_ascii=False)
+    """A turn as the no-JS form carries it to the next post: the question and, for every answer, the article id
+    and the offsets of its quote, or the metadata field it quotes (the words are read from the article again, so an
+    edited field can only show the article's own words)."""
+    def answer_state(a: dict) -> dict:
+        where = ({"quote": [a["quote_start"], a["quote_end"]], "answer": [a["answer_start"], a["answer_end"]]}
+                 if a.get("field", "text") == "text" else {"field": a["field"]})
+        return {"id": a["article"]["id"], **where, "weak": a["weak"],
+                "also": [[c["article"]["id"], c["quote_start"], c["quote_end"]] for c in a["also_reported_by"]]}
+
+    return json.dumps({"question": reply["question"], "no_answer": reply["no_answer"],
+                       "answers": [answer_state(a) for a in reply["answers"]]}, ensure_ascii=False)
 
 
 def _cut(article: Article, start: object, end: object) -> tuple[int, int]:
@@ -166,18 +171,31 @@ def _cut(article: Article, start: object, end: object) -> tuple[int, int]:
 
 def _answer_from_state(pipeline: Pipeline, state: dict) -> dict:
     article = pipeline.article(str(state["id"]))
-    quote_start, quote_end = _cut(article, *state["quote"])
-    answer_start, answer_end = _cut(article, *state["answer"])
-    if not quote_start <= answer_start <= answer_end <= quote_end:
-        raise ValueError("the answer lies outside its quote")
+    field = state.get("field", "text")
+    if field == "text":
+        quote_start, quote_end = _cut(article, *state["quote"])
+        answer_start, answer_end = _cut(article, *state["answer"])
+        if not quote_start <= answer_start <= answer_end <= quote_end:
+            raise ValueError("the answer lies outside its quote")
+        answer_text, quote_text = article.text[answer_start:answer_end], article.text[quote_start:quote_end]
+    elif field in FIELD_LABELS:
+        value = getattr(article, field)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"article {article.id!r} has no {field}")
+        answer_text = quote_text = value
+        quote_start = quote_end = answer_start = answer_end = None
+    else:
+        raise ValueError(f"unknown answer field {field!r}")
     also = []
     for other_id, start, end in state["also"]:
         other = pipeline.article(str(other_id))
         start, end = _cut(other, start, end)
         also.append({"article": other.meta(), "quote": other.text[start:end], "quote_start": start, "quote_end": end})
-    return {"text": article.text[answer_start:answer_end], "quote": article.text[quote_start:quote_end],
-            "score": None, "weak": bool(state["weak"]), "article": article.meta(), "quote_start": quote_start,
-            "quote_end": quote_end, "answer_start": answer_start, "answer_end": answer_end, "also_reported_by": also}
+    weak = bool(state["weak"])
+    return {"text": answer_text, "quote": quote_text, "score": None, "weak": weak,
+            "confidence": "low" if weak else "high", "field": field, "article": article.meta(),
+            "quote_start": quote_start, "quote_end": quote_end, "answer_start": answer_start,
+            "answer_end": answer_end, "also_reported_by": also}
 
 
 def earlier_reply(pipeline: Pipeline, state: str) -> dict | None:
@@ -192,7 +210,7 @@ def earlier_reply(pipeline: Pipeline, state: str) -> dict | None:
     return {"question": data["question"], "no_answer": bool(data["no_answer"]), "took_ms": 0.0, "answers": answers}
 
 
-templates.env.globals.update(quote_parts=quote_parts, turn_state=turn_state)
+templates.env.globals.update(quote_parts=quote_parts, turn_state=turn_state, field_labels=FIELD_LABELS)
 
 
 def _render(request: Request, name: str, context: dict, status_code: int = 200) -> HTMLResponse:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -70,22 +70,38 @@ class Corroboration(BaseModel):
     quote_end: int
 
 
+NOT_TEXT = "Null when `field` is not \"text\"."
+
+
 class AnswerOut(BaseModel):
-    text: str
-    quote: str
-    score: float = Field(ge=0, le=1)
-    weak: bool
+    text: str = Field(description="The answer: a span of `quote`, or the metadata value when `field` is not \"text\".")
+    quote: str = Field(description="The article's words that hold the answer (the field's value for a metadata "
+                                   "answer).")
+    score: float = Field(ge=0, le=1, description="How likely the quote answers the question, from 0 to 1.")
+    confidence: Literal["high", "low"] = Field(description=(
+        "How sure the answer is. \"high\": its score clears the no-answer threshold, so the quote is taken to "
+        "answer the question. \"low\": a possible answer only; its score falls short, the articles may not "
+        "answer the question, and the quote should be checked. When `no_answer` is true every answer is \"low\"."))
+    weak: bool = Field(description="Kept for compatibility: true exactly when `confidence` is \"low\".")
+    field: Literal["text", "byline", "source", "published"] = Field(description=(
+        "What the answer quotes. \"text\": the article's text, and `quote` is `text[quote_start:quote_end]` of "
+        "`GET /articles/{id}`. \"byline\", \"source\" or \"published\": that field of the cited article (who "
+        "wrote it, the outlet, the date); `quote` and `text` are its value and the offsets are null."))
     article: ArticleMeta
-    quote_start: int
-    quote_end: int
-    answer_start: int
-    answer_end: int
-    also_reported_by: list[Corroboration]
+    quote_start: int | None = Field(description="Where `quote` starts in the article's text. " + NOT_TEXT)
+    quote_end: int | None = Field(description="Where `quote` ends in the article's text. " + NOT_TEXT)
+    answer_start: int | None = Field(description="Where the answer span (`text`) starts in the article's text. "
+                                                 + NOT_TEXT)
+    answer_end: int | None = Field(description="Where the answer span (`text`) ends in the article's text. "
+                                               + NOT_TEXT)
+    also_reported_by: list[Corroboration] = Field(description="Other articles that carry the same fact.")
 
 
 class AskResponse(BaseModel):
     question: str
-    no_answer: bool
+    no_answer: bool = Field(description=(
+        "True when no answer clears the threshold: the articles do not seem to answer. The closest possible "
+        "answers may still follow in `answers`, each with confidence \"low\"."))
     took_ms: float
     answers: list[AnswerOut]
 

@@ -26,19 +26,37 @@
     return node;
   }
 
+  const FIELD_LABELS = {byline: "Byline", source: "Source", published: "Published"};
+
   function articleHref(article, start, end) {
-    return "/articles/" + encodeURIComponent(article.id) + "?start=" + start + "&end=" + end + "#quote";
+    const page = "/articles/" + encodeURIComponent(article.id);
+    if (start === null || start === undefined || end === null || end === undefined) return page;
+    return page + "?start=" + start + "&end=" + end + "#quote";
   }
 
-  function answerItem(answer, related) {
+  function quoteNode(answer) {
     const quote = answer.quote;
+    const field = answer.field || "text";
+    if (field !== "text") {  // a metadata field of the article: its value, no offsets
+      const label = el("span", {class: "field-name"}, (FIELD_LABELS[field] || field) + ":");
+      return el("p", {class: "quote field-quote"}, label, " ", el("mark", {class: "answer-span"}, quote));
+    }
     const clamp = (n, low) => Math.max(low, Math.min(quote.length, n));
     const a = clamp(answer.answer_start - answer.quote_start, 0);
     const b = clamp(answer.answer_end - answer.quote_start, a);
-    const item = el("li", {class: answer.weak ? "answer weak" : "answer"});
-    if (answer.weak && !related) item.append(el("p", {class: "weak-label"}, "Weak match"));
-    item.append(el("blockquote", {class: "quote"}, el("p", null,
-      "\u201c" + quote.slice(0, a), el("mark", {class: "answer-span"}, quote.slice(a, b)), quote.slice(b) + "\u201d")));
+    return el("blockquote", {class: "quote"}, el("p", null,
+      "\u201c" + quote.slice(0, a), el("mark", {class: "answer-span"}, quote.slice(a, b)), quote.slice(b) + "\u201d"));
+  }
+
+  function answerItem(answer) {
+    const low = answer.confidence ? answer.confidence === "low" : answer.weak;
+    const item = el("li", {class: low ? "answer possible" : "answer confident"});
+    if (low) {
+      item.append(el("p", {class: "caveat"},
+        el("strong", {class: "caveat-label"}, "Possible answer \u2014 not confident."),
+        " The articles may not answer this; check the quote."));
+    }
+    item.append(quoteNode(answer));
 
     const article = answer.article;
     const citation = el("p", {class: "citation"}, el("span", {class: "outlet"}, article.source));
@@ -68,14 +86,12 @@
     const node = el("div", {class: reply.no_answer ? "reply no-answer" : "reply"},
       el("span", {class: "visually-hidden"}, "Reply: "));
     if (reply.no_answer) {
-      node.append(el("p", {class: "verdict"}, "The articles do not answer this question."));
+      node.append(el("p", {class: "verdict"}, "The articles do not seem to answer this question."));
       if (reply.answers.length) {
-        node.append(el("p", {class: "related-label"}, "Possibly related:"),
-          el("ul", {class: "answers related"}, ...reply.answers.map((a) => answerItem(a, true))));
+        node.append(el("p", {class: "possible-intro"}, "The closest quotes, as possible answers only:"));
       }
-    } else {
-      node.append(el("ol", {class: "answers"}, ...reply.answers.map((a) => answerItem(a, false))));
     }
+    if (reply.answers.length) node.append(el("ol", {class: "answers"}, ...reply.answers.map(answerItem)));
     return node;
   }
 
