@@ -10,7 +10,7 @@ from dataclasses import replace
 import time
 from pathlib import Path
 
-from rag import antonyms, embedding, nlp, places, questions, senses
+from rag import antonyms, article_facts, embedding, followups, nlp, places, questions, senses
 from rag.answering import AnswerSettings, answer_question, contextual_question
 from rag.errors import ArticleNotFoundError
 from rag.index import IndexData, current_build, load_index
@@ -55,12 +55,27 @@ class Pipeline:
 
     def ask(self, question: str, history: list[Turn] | None = None, top_k: int | None = None,
             filters: Filters | None = None) -> Reply:
+        """Answer `question` (a follow-up of `history`, earliest turn first) from the index's own words, or for
+        "who wrote", "which outlet" and "when was it published" questions from the article's own fields."""
         started = time.perf_counter()
         index = self.index()
         history = history or []
-        query_vector = embedding.embed_query(contextual_question(question, history))
-        reply = answer_question(index, question, query_vector, top_k or self.settings.top_k, history, filters,
+        resolved = followups.resolve(question, history)
+        if resolved != question:
+            history = []  # the question now names what it refers to; the earlier turn would count twice
+        asked = article_facts.asked_field(resolved)
+        search = resolved
+        if asked is not None:  # the articles that report the topic, among the outlets the question names
+            field, topic = asked
+            search = article_facts.outlet_question(resolved, topic)
+            filters = article_facts.outlet_filters(resolved, (a.source for a in index.catalog), filters)
+            history = []
+        query_vector = embedding.embed_query(contextual_question(search, history))
+        reply = answer_question(index, search, query_vector, top_k or self.settings.top_k, history, filters,
                                 self.answer_settings)
+        if asked is not None:
+            reply = article_facts.field_answers(reply, field)
+        reply.question = question
         reply.took_ms = round((time.perf_counter() - started) * 1000, 2)
         return reply
 
