@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup index run test bench clean
+.PHONY: setup index run test bench train-reader fit-answerer clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,14 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+# The learned parts, retrained from ../shared/eval/squad/train/ (never run by `make test`):
+# the reader (about 1 hour on 2 cores) and then the rank and answer models fitted to its outputs.
+train-reader: setup
+	$(BIN)/python -m rag.train_reader
+
+fit-answerer: setup
+	$(BIN)/python bench/fit_answerer.py
 
 clean:
 	rm -rf $(VENV) index/builds index/CURRENT index/.lock

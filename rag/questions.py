@@ -60,16 +60,6 @@ class QuestionAnalysis:
     text: str
     expected: tuple[str, ...]  # span labels that fit, best first; empty means any noun phrase
     tokens: tuple[str, ...]  # stemmed content words (not the question's form: "what", "did", "how long"...)
-    words: frozenset[str]  # lower-cased surface words, to exclude spans that only repeat the question
-    wh_role: str = ""  # the question word's role: "subject", "object", "pobj" or ""
-    wh_governor: str = ""  # the lower-cased word it depends on ("drove" in "What drove residents away?")
-    form: str = ""  # "how" (manner), "why", "do" ("what did they do"), or ""
-    head: str | None = None  # the noun a what/which question asks about ("What sports are..." -> "sports")
-    counted: str | None = None  # the noun a "how many" question counts ("How many seconds ..." -> "seconds")
-    kind_of: bool = False  # it asks "what kind (type, sort) of" thing: the answer is a modifier of that noun
-    items: int = 1  # how many things it asks for: 2 for "Which two streets ...?"
-    asks_year: bool = False  # "what year / decade": the answer is the year alone, not the whole date
-    asks_age: bool = False  # "how old": the answer is the number alone, without "age"
     lemmas: frozenset[tuple[str, str]] = frozenset()  # its words' lemmas and parts of speech (rag/senses.py)
 
 
@@ -87,50 +77,6 @@ _NAMED_WHO = re.compile(r"(?<=\w )Who\b")
 def _asked(question: str) -> str:
     """The question lower-cased for the rules below, without a "Who" that is part of a name."""
     return _NAMED_WHO.sub("", question.strip()).lower()
-
-
-_KIND = r"(?:kinds?|types?|sorts?) of"
-_KIND_OF = re.compile(rf"\b{_KIND}\b", re.I)
-
-
-def head_noun(question: str) -> str | None:
-    """The noun a what/which question asks about ("What sports are..." -> "sports")."""
-    match = re.search(rf"\b(?:what|which)\s+(?:{_KIND} )?(\w+)", question.lower())
-    return match.group(1) if match and match.group(1) not in {"is", "was", "are", "were", "did", "does", "do",
-                                                              "has", "had", "can", "the", "a"} else None
-
-
-def compound_head(doc, first: str | None) -> str | None:
-    """The noun a what/which question asks about when the first word after "which" only modifies it, from
-    spaCy's parse (`asked_noun`): "Which trade policies ...?" -> "policies", not "trade"; otherwise `first`
-    (head_noun's). XQuAD span F1 45.7 -> 45.9."""
-    noun = asked_noun(doc) if doc is not None and first is not None else None
-    if noun is None or noun.pos_ != "NOUN":
-        return first
-    modifiers = {c.lower_ for c in noun.children if c.dep_ in ("compound", "amod")}
-    return noun.lower_ if first in modifiers else first
-
-
-def counted_noun(question: str) -> str | None:
-    """The noun a "how many" question counts ("How many seconds were left?" -> "seconds")."""
-    match = re.search(r"\bhow many (\w+)", question.lower())
-    return match.group(1) if match else None
-
-
-def question_form(question: str) -> str:
-    """What kind of phrase answers a question with no entity type: a manner, a reason, an action. Only the
-    first question word counts: "What metric shows how busy airports are?" asks for a thing, not a manner."""
-    q = _asked(question)
-    first = re.search(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", q)
-    wh = first.group() if first else ""
-    if wh == "how" and not re.match(r"how\s+(?:many|much|long|old|far|large|big|tall|high|fast|heavy|deep|wide|often)\b",
-                                    q[first.start():]):
-        return "how"
-    if wh == "why" or re.search(r"\bfor what reason\b", q):
-        return "why"
-    if re.search(r"\bwhat\b.*\b(?:do|does|did|doing|done)\b", q):
-        return "do"
-    return ""
 
 
 def expected_labels(question: str) -> tuple[str, ...]:
@@ -204,59 +150,15 @@ def noun_labels(doc) -> tuple[str, ...]:
     return _CLASS_LABELS.get(classes.get(_singular(noun.lower_, classes), ""), ())
 
 
-ROLES = {"nsubj": "subject", "nsubjpass": "subject", "csubj": "subject", "agent": "subject", "dobj": "object",
-         "attr": "object", "oprd": "object", "dative": "object", "pobj": "pobj"}
-_LIGHT_VERBS = frozenset({"be", "is", "are", "was", "were", "been", "do", "does", "did", "have", "has", "had"})
-
-
-def wh_phrase(doc) -> tuple[str, str]:
-    """The role of the question's wh-phrase and the word it hangs on, from spaCy's parse: the answer in the
-    text usually fills the same slot ("What drove residents away?" -> the subject of "drove")."""
-    wh = next((t for t in doc if t.tag_ in ("WDT", "WP", "WP$", "WRB")), None)
-    if wh is None:
-        return "", ""
-    root = wh.head if wh.dep_ == "det" and wh.head.pos_ in ("NOUN", "PROPN") else wh
-    governor = root.head.text.lower() if root.head is not root else ""
-    if root.dep_ == "pobj" and root.head.head is not root.head:
-        governor = root.head.head.text.lower()  # "In what city did he die?": the verb, not "in"
-    dep = "agent" if root.dep_ == "pobj" and root.head.dep_ == "agent" else root.dep_  # "done by whom?"
-    return ROLES.get(dep, ""), "" if governor in _LIGHT_VERBS else governor
-
-
-_COUNTED = re.compile(r"\b(?:(?:which|what)(?: (?:are|were) the)?|who (?:are|were)) (two|three|four|five)\b"
-                      r"|\b(two|three|four|five) (?:of|examples)\b", re.I)
-_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
-_WHICH_YEAR = re.compile(r"\b(?:what|which) (?:year|decade)\b", re.I)
-_HOW_OLD = re.compile(r"\bhow old\b", re.I)
-
-
-def items_asked(question: str) -> int:
-    """How many things a question asks for: 2 for "Which two streets ...?", "Who were two of his advisers?";
-    1 otherwise (pure)."""
-    match = _COUNTED.search(question)
-    return _NUMBERS[(match.group(1) or match.group(2)).lower()] if match else 1
-
-
 def analyze_question(question: str, parse: bool = True) -> QuestionAnalysis:
-    """The question's expected answer type, content words and (with `parse`, via spaCy) its wh-phrase's slot
-    and the type of the noun it asks for."""
+    """The question's expected answer type, content words and (with `parse`, via spaCy) the type of the noun
+    it asks for and its lemmas."""
     doc = nlp.parse(question) if parse else None
-    role, governor = wh_phrase(doc) if doc is not None else ("", "")
     return QuestionAnalysis(
         text=question,
         expected=expected_labels(question) or (noun_labels(doc) if doc is not None else ()),
         tokens=tuple(dict.fromkeys(t for t in lexical.tokenize([_OUTLET.sub(" ", _HOW.sub(" ", question))])[0]
                                    if t not in _form_stems())),
-        words=frozenset(re.findall(r"\w+", question.lower())),
-        wh_role=role,
-        wh_governor=governor,
-        form=question_form(question),
-        head=compound_head(doc, head_noun(question)),
-        counted=counted_noun(question),
-        kind_of=bool(_KIND_OF.search(question)),
-        items=items_asked(question),
-        asks_year=bool(_WHICH_YEAR.search(question)),
-        asks_age=bool(_HOW_OLD.search(question)),
         lemmas=senses.question_lemmas(doc) if doc is not None else frozenset(),
     )
 

@@ -13,6 +13,7 @@ import json
 import random
 import re
 import time
+from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def collate(batch: list, pad_id: int):
             "start_positions": starts, "end_positions": ends}
 
 
-def train(questions: list[TrainingQuestion], settings: TrainSettings, log=print, checkpoint=None):
+def train(questions: list[TrainingQuestion], settings: TrainSettings, log=partial(print, flush=True), checkpoint=None):
     """The fine-tuned model and the number of windows it read in an epoch."""
     import torch
 
@@ -161,7 +162,7 @@ def train(questions: list[TrainingQuestion], settings: TrainSettings, log=print,
         if step % 50 == 0 or step == total:
             elapsed = time.perf_counter() - started
             log(f"step {step}/{total}  loss {running:.3f}  {seen / elapsed:.1f} windows/s  "
-                f"{elapsed / 60:.1f} min, about {(total - step) * elapsed / step / 60:.0f} min to go", flush=True)
+                f"{elapsed / 60:.1f} min, about {(total - step) * elapsed / step / 60:.0f} min to go")
         if checkpoint and step % len(epoch_batches) == 0 and step < total:
             checkpoint(model, step // len(epoch_batches))
     model.eval()
