@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from squad import CACHE, Question, build_corpus_index, query_vectors, retrieve_excluding  # noqa: E402
+from squad import CACHE, Question, build_corpus_index, contains, query_vectors, retrieve_excluding  # noqa: E402
 
 from rag import confidence, reader  # noqa: E402
 from rag.answering import AnswerSettings, find_candidates, sentence_evidence  # noqa: E402
@@ -41,7 +41,7 @@ from rag.training_data import is_validation, load_training  # noqa: E402
 RANK_FEATURES = (
     "dense", "dense_excess", "overlap", "passage", "missing_rarest", "missing_in_passage", "bigrams",
     "negation_missing", "name_missing", "number_missing", "name_missing_sentence", "number_missing_sentence",
-    "sentence_words", "turned_around", "paraphrased",
+    "sentence_words", "turned_around", "paraphrased", "typed_sentence",
 )
 ANSWER_FEATURES = RANK_FEATURES + (
     "question_words", "expects_type", "typed", "rank", "rank_position", "reader_score", "reader_span",
@@ -49,7 +49,7 @@ ANSWER_FEATURES = RANK_FEATURES + (
 )
 # The direction a clue's meaning fixes: more of it can only make an answer likelier (+1) or less likely (-1).
 MONOTONE = {
-    "dense": 1, "overlap": 1, "passage": 1, "typed": 1, "rank": 1, "reader_score": 1, "reader_gap": 1,
+    "dense": 1, "overlap": 1, "passage": 1, "typed": 1, "typed_sentence": 1, "rank": 1, "reader_score": 1, "reader_gap": 1,
     "reader_best": 1, "paraphrased": 1, "missing_rarest": -1, "missing_in_passage": -1,
     "negation_missing": -1, "name_missing": -1, "number_missing": -1, "name_missing_sentence": -1,
     "number_missing_sentence": -1, "turned_around": -1, "rank_position": -1,
@@ -73,7 +73,14 @@ def training_corpus() -> tuple[list[dict], list[Question], list[bool], list[str]
 
 
 def holds_answer(q: Question, article_id: str, start: int, end: int) -> bool:
+    """The sentence holds the gold answer where it was marked (for the rank model)."""
     return article_id == q.article_id and any(start <= s < end for s in q.answer_starts)
+
+
+def quote_answers(q: Question, article_id: str, quote: str) -> bool:
+    """The quote, from the question's own paragraph, holds a gold answer: what bench/squad.py counts as a
+    right quote. (The rebuilt files mark an answer at its first occurrence, which is not always the one meant.)"""
+    return article_id == q.article_id and contains(quote, q.answers)
 
 
 def fit_softmax(groups, l2: float = 0.01, steps: int = 400, lr: float = 0.05) -> np.ndarray:
@@ -129,7 +136,7 @@ def answer_rows(index, questions, vectors, titles, settings: AnswerSettings, mod
             passages = retrieve_excluding(index, q.text, v, excluded, settings)
             for c in find_candidates(index, passages, analysis, v, settings, model):
                 rows.append([c.evidence[n] for n in ANSWER_FEATURES])
-                labels.append(float(kind == "asked" and holds_answer(q, c.article.id, c.start, c.end)))
+                labels.append(float(kind == "asked" and quote_answers(q, c.article.id, c.article.text[c.start:c.end])))
                 asks.append(ask)
                 articles.append(title)
                 kinds.append(KINDS.index(kind))
@@ -161,12 +168,12 @@ TREE_PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 15, "
 TREE_ROUNDS = 300
 
 
-def fit_trees(x: np.ndarray, y: np.ndarray):
+def fit_trees(x: np.ndarray, y: np.ndarray, names: tuple[str, ...] = ANSWER_FEATURES):
     import lightgbm
 
-    params = {**TREE_PARAMS, "monotone_constraints": [MONOTONE.get(n, 0) for n in ANSWER_FEATURES],
+    params = {**TREE_PARAMS, "monotone_constraints": [MONOTONE.get(n, 0) for n in names],
               "monotone_constraints_method": "advanced"}
-    return lightgbm.train(params, lightgbm.Dataset(x, y, feature_name=list(ANSWER_FEATURES)), TREE_ROUNDS)
+    return lightgbm.train(params, lightgbm.Dataset(x, y, feature_name=list(names)), TREE_ROUNDS)
 
 
 def predict(kind: str, fitted, x: np.ndarray) -> np.ndarray:
@@ -176,15 +183,28 @@ def predict(kind: str, fitted, x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-np.clip(x @ w + b, -50, 50)))
 
 
-def cross_validate(data: dict, kind: str) -> np.ndarray:
-    """Leave-one-article-out probabilities for every row."""
+def cross_validate(data: dict, kind: str, names: tuple[str, ...] = ANSWER_FEATURES) -> np.ndarray:
+    """Leave-one-article-out probabilities for every row, from the features `names`."""
+    x = data["x"][:, [ANSWER_FEATURES.index(n) for n in names]]
     out = np.zeros(len(data["y"]))
     for article in sorted(set(data["article"])):
         test = data["article"] == article
-        fitted = fit_trees(data["x"][~test], data["y"][~test]) if kind == "trees" else \
-            fit_logistic(data["x"][~test], data["y"][~test])
-        out[test] = predict(kind, fitted, data["x"][test])
+        fitted = fit_trees(x[~test], data["y"][~test], names) if kind == "trees" else \
+            fit_logistic(x[~test], data["y"][~test])
+        out[test] = predict(kind, fitted, x[test])
     return out
+
+
+# Clues that may no longer pay for themselves now that the reader judges the span: each group is left out in
+# turn and the chosen model cross-validated without it.
+ABLATIONS = {
+    "WordNet clues (turned_around, paraphrased)": ("turned_around", "paraphrased"),
+    "name and number clues": ("name_missing", "number_missing", "name_missing_sentence", "number_missing_sentence"),
+    "all word clues": ("bigrams", "negation_missing", "name_missing", "number_missing", "name_missing_sentence",
+                       "number_missing_sentence", "turned_around", "paraphrased", "missing_rarest",
+                       "missing_in_passage"),
+    "the reader's logits": ("reader_score", "reader_span", "reader_null", "reader_gap", "reader_best"),
+}
 
 
 def per_ask(data: dict, probabilities: np.ndarray) -> dict:
@@ -280,6 +300,7 @@ Read by `rag/confidence.py`; `make fit-answerer` (`python bench/fit_answerer.py`
   {cv[top1_right]:.1%}; expected calibration error {cv[ece]:.3f}.
 - **Threshold:** {threshold} (best balanced accuracy of those scores, {cv[balanced_accuracy]:.3f}): answerable
   answered with confidence high {cv[answerable_high]:.1%}; declined: {declined}.
+- **Without some clues** (the same cross-validation, the chosen model): {ablations}.
 - Test-set scores are in `bench/REPORT.md`.
 """
 
@@ -316,7 +337,7 @@ def main() -> None:
 
     rank_only = confidence.from_dict({**fit, "threshold": 0.5, "answer": {
         "kind": "logistic", "features": list(RANK_FEATURES), "weights": [0.0] * len(RANK_FEATURES), "bias": 0.0}})
-    cache = CACHE / "fit_answerer" / f"rows-{reader_fingerprint()}-{hashlib.sha256(json.dumps(fit).encode()).hexdigest()[:8]}-{len(val_ids)}.npz"
+    cache = CACHE / "fit_answerer" / f"rows2-{reader_fingerprint()}-{hashlib.sha256(json.dumps(fit).encode()).hexdigest()[:8]}-{len(val_ids)}.npz"
     if cache.exists():
         data = dict(np.load(cache))
     else:
@@ -332,6 +353,12 @@ def main() -> None:
               f"answerable high {r['answerable_high']:.3f}, declined {r['unanswerable_declined']}", file=sys.stderr)
     kind = min(results, key=lambda k: results[k]["log_loss"])
     chosen = results[kind]
+    ablations = {}
+    for name, dropped in ABLATIONS.items():
+        r = summary(data, cross_validate(data, kind, tuple(n for n in ANSWER_FEATURES if n not in dropped)))
+        ablations[name] = {k: r[k] for k in ("log_loss", "auc_all", "auc_squad_unanswerable", "top1_right")}
+        print(f"without {name}: log loss {r['log_loss']:.4f}, AUC {r['auc_all']:.3f} (squad "
+              f"{r['auc_squad_unanswerable']:.3f}), top-1 right {r['top1_right']:.3f}", file=sys.stderr)
     if kind == "trees":
         trees = fit_trees(data["x"], data["y"])
         fit["answer"] = {"kind": "trees", "features": list(ANSWER_FEATURES), "trees": trees.model_to_string()}
@@ -342,6 +369,7 @@ def main() -> None:
     fit["threshold"] = round(chosen["threshold"], 3)
     fit["validation"] = {k: {n: v for n, v in r.items()} for k, r in results.items()}
     fit["chosen"] = kind
+    fit["ablations"] = ablations
     args.out.mkdir(parents=True, exist_ok=True)
     temporary = args.out / (confidence.MODEL_FILE + ".tmp")
     temporary.write_text(json.dumps(fit, indent=1) + "\n")
@@ -353,7 +381,9 @@ def main() -> None:
         asks=int(data["ask"].max()) + 1, rows=len(data["y"]), rank_features=", ".join(RANK_FEATURES),
         rank_top1=rank_top1, rank_topk=rank_topk, reader_sentences=settings.reader_sentences, kind=kind,
         n_features=len(ANSWER_FEATURES), logistic_loss=results["logistic"]["log_loss"],
-        trees_loss=results["trees"]["log_loss"], cv=chosen, threshold=fit["threshold"], declined=declined))
+        trees_loss=results["trees"]["log_loss"], cv=chosen, threshold=fit["threshold"], declined=declined,
+        ablations="; ".join(f"{name}: log loss {r['log_loss']:.4f}, AUC {r['auc_all']:.3f}, top answer right "
+                            f"{r['top1_right']:.1%}" for name, r in ablations.items())))
     print(json.dumps({k: v for k, v in fit.items() if k != "answer"}, indent=1, default=str))
 
 
