@@ -30,7 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from squad import CACHE, Question, build_corpus_index, contains, query_vectors, retrieve_excluding  # noqa: E402
+from squad import (CACHE, Question, build_corpus_index, calibration, contains, query_vectors,  # noqa: E402
+                   retrieve_excluding, roc_auc)
 
 from rag import confidence, reader  # noqa: E402
 from rag.answering import AnswerSettings, find_candidates, sentence_evidence  # noqa: E402
@@ -218,20 +219,6 @@ def per_ask(data: dict, probabilities: np.ndarray) -> dict:
             "kind": data["kind"][rows]}
 
 
-def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    if not len(positive) or not len(negative):
-        return float("nan")
-    scores = np.concatenate([positive, negative])
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):
-        tied = scores == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return float((ranks[:len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
-
-
 def balanced_accuracy(scores: np.ndarray, positive: np.ndarray, threshold: float) -> float:
     return float(np.mean(scores[positive] >= threshold) + np.mean(scores[~positive] < threshold)) / 2
 
@@ -241,24 +228,11 @@ def best_threshold(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(max(candidates, key=lambda t: balanced_accuracy(scores, positive, t)))
 
 
-def calibration(scores: np.ndarray, right: np.ndarray, bins: int = 10) -> tuple[float, list[tuple]]:
-    """Expected calibration error and the reliability table (bin, count, mean score, share right)."""
-    table, ece = [], 0.0
-    edges = np.linspace(0, 1, bins + 1)
-    for lo, hi in zip(edges, edges[1:]):
-        inside = (scores >= lo) & ((scores < hi) if hi < 1 else (scores <= hi))
-        if inside.any():
-            mean, share = float(scores[inside].mean()), float(right[inside].mean())
-            ece += inside.sum() / len(scores) * abs(mean - share)
-            table.append((f"{lo:.1f}-{hi:.1f}", int(inside.sum()), round(mean, 3), round(share, 3)))
-    return float(ece), table
-
-
 def summary(data: dict, probabilities: np.ndarray, threshold: float | None = None) -> dict:
     asks = per_ask(data, probabilities)
     positive = asks["answerable"]
     threshold = best_threshold(asks["score"], positive) if threshold is None else threshold
-    ece, table = calibration(asks["score"], asks["right"])
+    ece, table = calibration(list(asks["score"]), list(asks["right"]))
     kinds = {name: asks["score"][(asks["kind"] == i) & ~positive] for i, name in enumerate(KINDS)}
     return {
         "threshold": threshold,
