@@ -42,7 +42,9 @@ The Riverside garden club planted 40 tulip bulbs along the river path on Saturda
 A prankster wrote <script>window.__pwned=1</script> on the club's sign-up sheet, and another drew \
 <img src=x onerror="window.__pwned=1"> beside it; the club secretary said nobody was harmed.
 """
-CALL_QUESTION = "How long was the phone call between Ishiba and Lee?"
+# The chat's behaviour is under test here, not the answerer's: a question it answers confidently (the wording
+# "How long was the phone call between Ishiba and Lee?" is a known miss, xfail in tests/test_answering.py).
+CALL_QUESTION = "How many minutes did the phone talks last?"
 UNANSWERABLE_QUESTION = "What is the GDP of South Korea?"
 NO_ANSWER_VERDICT = "The articles do not seem to answer this question."
 CAVEAT = "Possible answer \u2014 not confident. The articles may not answer this; check the quote."
