@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import antonyms, embedding, nlp, places
+from rag import antonyms, embedding, places
 from rag.answering import (DENSE_KNOT, AnswerSettings, find_candidates, same_answer, surface_evidence, text_terms,
                            topic_text)
 from rag.retrieval import retrieve
