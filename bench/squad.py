@@ -7,10 +7,7 @@ reply's top score separates answerable from unanswerable questions (AUC), and ac
 from __future__ import annotations
 
 import argparse
-import collections
 import json
-import re
-import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from rag import embedding  # noqa: E402
 from rag.answering import AnswerSettings, answer_question, find_candidates  # noqa: E402
 from rag.index import IndexData, build_index, load_index  # noqa: E402
+from rag.metrics import contains, f1_score, normalize_answer, roc_auc  # noqa: E402,F401  (fit_answerer and dev_questions import them from here)
 from rag.questions import analyze_question  # noqa: E402
 from rag.retrieval import dense_candidates, fuse, lexical_candidates  # noqa: E402
 from rag.types import Passage  # noqa: E402
@@ -80,37 +78,6 @@ def query_vectors(name: str, questions: list[Question]) -> np.ndarray:
     vectors = embedding.embed([q.text for q in questions], batch_size=64)
     np.save(path, vectors)
     return vectors
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's official normalisation: lower case, no punctuation, articles or extra whitespace."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def f1_score(prediction: str, gold: str) -> float:
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = collections.Counter(pred) & collections.Counter(ref)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def contains(quote: str, golds: list[str]) -> bool:
-    q = normalize_answer(quote)
-    return any(normalize_answer(g) in q for g in golds)
-
-
-def roc_auc(positive: list[float], negative: list[float]) -> float:
-    """Probability that a random positive outscores a random negative (ties count half)."""
-    pos, neg = np.asarray(positive), np.asarray(negative)
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
 
 
 def retrieve_excluding(index: IndexData, question: str, vector: np.ndarray, excluded: set[int],

@@ -7,7 +7,6 @@ training), so the file stays small and the base package is the single source of 
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,7 +80,6 @@ def trained_state(model) -> dict:
 @lru_cache(maxsize=1)
 def get_reader(model_dir: Path = MODEL_DIR):
     """The fine-tuned reader, loaded once per process, with its tokenizer."""
-    import torch
     from safetensors.torch import load_file
 
     path = model_dir / WEIGHTS
@@ -93,9 +91,6 @@ def get_reader(model_dir: Path = MODEL_DIR):
     if unexpected or set(missing) != {FROZEN}:
         raise ValueError(f"{path} does not fit the base model: missing {missing}, unexpected {unexpected}")
     model.eval()
-    settings = json.loads((model_dir / "training.json").read_text()) if (model_dir / "training.json").exists() else {}
-    if settings.get("quantized", False):
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     return model, tokenizer
 
 

@@ -17,10 +17,10 @@ from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 
 from rag import reader
 from rag.chunking import split_sentences
+from rag.metrics import f1_score, normalize_answer, roc_auc
 from rag.training_data import TrainingQuestion, load_training
 
 
@@ -169,21 +169,6 @@ def train(questions: list[TrainingQuestion], settings: TrainSettings, log=partia
     return model, len(rows)
 
 
-def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation: lower case, no punctuation, articles or extra spaces."""
-    text = re.sub(r"[^\w\s]", " ", text.lower())
-    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
-
-
-def f1_score(prediction: str, truth: str) -> float:
-    predicted, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
-    common = sum(min(predicted.count(w), gold.count(w)) for w in set(predicted))
-    if not predicted or not gold or not common:
-        return float(predicted == gold)
-    precision, recall = common / len(predicted), common / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
 def evaluate(questions: list[TrainingQuestion], model_dir: Path) -> dict:
     """Span EM/F1 on the answerable questions and no-answer AUC, reading every window of the gold paragraph."""
     em = f1 = 0.0
@@ -200,22 +185,8 @@ def evaluate(questions: list[TrainingQuestion], model_dir: Path) -> dict:
             f1 += max(f1_score(predicted, t) for _, t in q.answers)
     n = max(1, sum(answerable))
     return {"questions": len(questions), "answerable": sum(answerable), "em": round(100 * em / n, 1),
-            "f1": round(100 * f1 / n, 1), "no_answer_auc": round(auc(np.array(scores), np.array(answerable)), 4)}
-
-
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Probability that a positive outscores a negative (ties count half)."""
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    combined = np.concatenate([pos, neg])
-    for value in np.unique(combined):  # average ranks of ties
-        tied = combined == value
-        ranks[tied] = ranks[tied].mean()
-    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+            "f1": round(100 * f1 / n, 1), "no_answer_auc": round(roc_auc([s for s, a in zip(scores, answerable) if a],
+                                                   [s for s, a in zip(scores, answerable) if not a]), 4)}
 
 
 CARD = """# Reader: MiniLM fine-tuned for extractive QA
@@ -267,8 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     random.Random(settings.seed).shuffle(questions)
     questions = questions[:settings.limit] if settings.limit else questions
     record = {"settings": asdict(settings), "train_questions": len(questions), "minutes": None,
-              "train_windows": None, "validation": {"questions": 0, "em": None, "f1": None, "no_answer_auc": None},
-              "quantized": False}
+              "train_windows": None, "validation": {"questions": 0, "em": None, "f1": None, "no_answer_auc": None}}
     started = time.perf_counter()
     model, windows = train(questions, settings, checkpoint=lambda model, epoch: save(
         model, args.out, {**record, "minutes": None, "note": f"checkpoint after epoch {epoch}"}))
