@@ -94,15 +94,22 @@ def add_command(files: tuple[Path, ...], corpus_dir: Path | None, index_dir: Pat
                 quiet: bool) -> None:
     """Copy article FILES into the corpus and update the index.
 
-    Each file is checked first; one that cannot be read as an article is reported and not copied.
+    Each file is checked first; one that cannot be read as an article (or that the index would pass over:
+    a README or a name starting with '.') is reported and not copied.
+
+    Exit status: 0 when every file was added and the whole corpus indexed, 3 when some were skipped, 1 on error.
     """
-    from rag.ingest import read_article_file
+    from rag.ingest import ignored_name_reason, read_article_file
 
     corpus_dir, index_dir = _dirs(corpus_dir, index_dir)
     corpus_dir.mkdir(parents=True, exist_ok=True)
     copied = 0
     for path in files:
         target = corpus_dir / path.name
+        ignored = ignored_name_reason(Path(path.name))
+        if ignored:
+            click.echo(f"not added {path}: {ignored}", err=True)
+            continue
         try:
             read_article_file(path, max_bytes=get_settings().max_article_bytes)
         except ArticleFormatError as error:

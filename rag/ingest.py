@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from rag.types import Article
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 SUPPORTED_SUFFIXES = MARKDOWN_SUFFIXES | {".json", ".jsonl", ".txt"}
 OPTIONAL_FIELDS = ("section", "byline", "url")
+# The longest text a metadata field may hold: far above any real headline, outlet, byline or section name.
+FIELD_MAX_CHARS = {"title": 500, "source": 200, "section": 200, "byline": 500, "url": 2_000}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 
 
@@ -26,6 +29,24 @@ class CorpusScan:
     articles: list[Article] = field(default_factory=list)
     problems: list[ArticleFormatError] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (skipped path, kept article id)
+
+
+class _AnchorRefused(Exception):
+    """An anchor or alias at this line of the front matter (counted from 1, without the opening '---')."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases, which it cannot turn off otherwise: a few hundred
+    bytes of nested aliases expand to gigabytes of title, past any file size limit."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise _AnchorRefused(event.start_mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 def slugify(text: str, max_length: int = 60) -> str:
@@ -55,26 +76,39 @@ def _normalize_date(value: object, path: str) -> str | None:
     try:
         return dt.date.fromisoformat(text[:10]).isoformat()
     except ValueError:
-        raise ArticleFormatError(path, f"published must be a date YYYY-MM-DD, got {text!r}") from None
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ArticleFormatError(path, f"published must be a date YYYY-MM-DD, got {shown!r}") from None
+
+
+def _text_field(fields: dict, name: str, path: str) -> str | None:
+    """One metadata field as stripped text, None when absent; a list, a mapping or overlong text is refused."""
+    value = fields.get(name)
+    if value in (None, ""):
+        return None
+    if isinstance(value, (list, dict)):
+        kind = "list" if isinstance(value, list) else "mapping"
+        raise ArticleFormatError(path, f"{name} must be text, not a {kind}")
+    text = str(value).strip()
+    if len(text) > FIELD_MAX_CHARS[name]:
+        raise ArticleFormatError(path, f"{name} is {len(text):,} characters, over the "
+                                       f"{FIELD_MAX_CHARS[name]:,}-character limit")
+    return text or None
 
 
 def article_from_fields(fields: dict, text: str, article_id: str, path: str) -> Article:
     """Validate the fields of one article; raises ArticleFormatError naming the problem."""
     if not isinstance(fields, dict):
         raise ArticleFormatError(path, "metadata must be a mapping of field names to values")
-    title = str(fields.get("title") or "").strip()
+    title = _text_field(fields, "title", path)
     if not title:
         raise ArticleFormatError(path, "missing title")
     if not isinstance(text, str) or not text.strip():
         raise ArticleFormatError(path, "empty body: the article has no text")
-    optional = {}
-    for name in OPTIONAL_FIELDS:
-        value = fields.get(name)
-        optional[name] = str(value).strip() if value not in (None, "") else None
+    optional = {name: _text_field(fields, name, path) for name in OPTIONAL_FIELDS}
     return Article(
         id=article_id,
         title=title,
-        source=str(fields.get("source") or "").strip() or "Unknown",
+        source=_text_field(fields, "source", path) or "Unknown",
         text=text.strip(),
         published=_normalize_date(fields.get("published"), path),
         path=path,
@@ -87,9 +121,14 @@ def _parse_markdown(raw: str, stem: str, path: str) -> list[Article]:
     if not match:
         raise ArticleFormatError(path, "no YAML front matter (the file must start with a line '---')")
     try:
-        fields = yaml.safe_load(match.group(1)) or {}
+        fields = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}
     except yaml.YAMLError as error:
         raise ArticleFormatError(path, f"broken front matter: {str(error).splitlines()[0]}") from None
+    except _AnchorRefused as error:
+        raise ArticleFormatError(path, "YAML anchors and aliases (&name, *name) are not allowed in front matter "
+                                       f"(line {error.line + 1})") from None
+    except RecursionError:
+        raise ArticleFormatError(path, "front matter nested too deeply") from None
     return [article_from_fields(fields, raw[match.end():], stem, path)]
 
 
@@ -104,6 +143,8 @@ def _parse_json(raw: str, stem: str, path: str) -> list[Article]:
         data = json.loads(raw)
     except json.JSONDecodeError as error:
         raise ArticleFormatError(path, f"invalid JSON: {error}") from None
+    except RecursionError:
+        raise ArticleFormatError(path, "JSON nested too deeply") from None
     if isinstance(data, list):
         return [_parse_json_object(obj, f"{stem}-{i + 1}", path) for i, obj in enumerate(data)]
     return [_parse_json_object(data, stem, path)]
@@ -120,6 +161,8 @@ def _parse_jsonl(raw: str, stem: str, path: str, max_bytes: int) -> list[Article
             obj = json.loads(line)
         except json.JSONDecodeError as error:
             raise ArticleFormatError(f"{path}:{number}", f"invalid JSON: {error}") from None
+        except RecursionError:
+            raise ArticleFormatError(f"{path}:{number}", "JSON nested too deeply") from None
         articles.append(_parse_json_object(obj, f"{stem}-{number}", f"{path}:{number}"))
     if not articles:
         raise ArticleFormatError(path, "empty file")
@@ -157,14 +200,41 @@ def read_article_file(path: Path, root: Path | None = None, max_bytes: int = 2_0
     return parse(raw, stem, shown)
 
 
-def corpus_files(corpus_dir: Path) -> list[Path]:
-    """Article files under the corpus directory, in a stable order; hidden files and README are not articles."""
-    return sorted(
-        p for p in corpus_dir.rglob("*")
-        if p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
-        and p.stem.upper() != "README"
-    )
+def ignored_name_reason(relative: Path) -> str | None:
+    """Why a corpus file of this name (relative to the corpus) is not read as an article, or None if it is."""
+    if any(part.startswith(".") for part in relative.parts):
+        return "a file whose name starts with '.' is not read as an article; rename it"
+    if relative.stem.upper() == "README":
+        return "a file named README is not read as an article; rename it"
+    return None
+
+
+def corpus_files(corpus_dir: Path) -> tuple[list[Path], list[ArticleFormatError]]:
+    """Article files under the corpus directory, in a stable order, and the symbolic links skipped because they
+    lead outside it (the server would serve whatever they point at). Hidden files and README are not articles."""
+    root = Path(os.path.realpath(corpus_dir))
+    files, problems = [], []
+
+    def outside(path: Path) -> bool:
+        target = Path(os.path.realpath(path))
+        if target.is_relative_to(root):
+            return False
+        problems.append(ArticleFormatError(str(path.relative_to(corpus_dir)),
+                                           f"symbolic link to a place outside the corpus ({target})"))
+        return True
+
+    for directory, dirnames, filenames in os.walk(corpus_dir):  # linked directories are listed, not entered
+        here = Path(directory)
+        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+        for name in dirnames:
+            if (here / name).is_symlink():
+                outside(here / name)  # one inside the corpus is read where it really is
+        for name in filenames:
+            path = here / name
+            if ignored_name_reason(path.relative_to(corpus_dir)) is None and path.is_file() \
+                    and not (path.is_symlink() and outside(path)):
+                files.append(path)
+    return sorted(files), sorted(problems, key=lambda problem: problem.path)
 
 
 def scan_corpus(corpus_dir: Path, max_bytes: int = 2_000_000) -> CorpusScan:
@@ -174,7 +244,8 @@ def scan_corpus(corpus_dir: Path, max_bytes: int = 2_000_000) -> CorpusScan:
     scan = CorpusScan()
     seen_ids: dict[str, str] = {}
     seen_texts: dict[str, str] = {}
-    for path in corpus_files(corpus_dir):
+    paths, scan.problems = corpus_files(corpus_dir)
+    for path in paths:
         try:
             articles = read_article_file(path, corpus_dir, max_bytes)
         except ArticleFormatError as error:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from rag.cli import EXIT_SKIPPED, main
 from rag.types import Answer, Article, Reply
 from tests.conftest import SEED_DIGEST
+from tests.test_ingest import alias_bomb
 
 
 @pytest.mark.parametrize("command, phrase", [
@@ -125,3 +126,40 @@ def test_ask_a_question_the_articles_do_not_answer_lists_possible_answers(seed_i
                                     "The closest quotes, as possible answers only:\n1. ")
     numbered = [line for line in result.output.splitlines() if line[:1].isdigit()]
     assert numbered and all(line.endswith(", low confidence: possible answer)") for line in numbered)
+
+
+@pytest.mark.slow
+def test_add_says_which_files_would_not_be_indexed_and_exits_3(tmp_path: Path, seed_corpus: Path,
+                                                                seed_index_dir: Path) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(seed_index_dir, index)
+    article = "---\ntitle: Lee visits Tokyo\nsource: Kyodo News\n---\nPresident Lee arrived in Tokyo on Friday.\n"
+    readme, hidden = tmp_path / "README.md", tmp_path / ".visit.md"
+    readme.write_text(article)
+    hidden.write_text(article.replace("Friday", "Monday"))
+    result = CliRunner().invoke(main, ["add", str(readme), str(hidden), "--corpus", str(seed_corpus),
+                                       "--index", str(index), "-q"])
+    assert result.exit_code == EXIT_SKIPPED, result.output
+    assert f"not added {readme}: a file named README is not read as an article; rename it" in result.output
+    assert f"not added {hidden}: a file whose name starts with '.' is not read as an article; rename it" \
+        in result.output
+    assert "copied 0 of 2 files" in result.output
+    assert "0 added, 0 changed, 0 removed, 5 unchanged" in result.output
+    assert not (seed_corpus / "README.md").exists() and not (seed_corpus / ".visit.md").exists()
+
+
+@pytest.mark.slow
+def test_index_skips_hostile_files_by_name_and_indexes_the_rest(tmp_path: Path, seed_corpus: Path,
+                                                                 seed_index_dir: Path) -> None:
+    index, outside = tmp_path / "index", tmp_path / "outside.md"
+    shutil.copytree(seed_index_dir, index)
+    outside.write_text("---\ntitle: Private\nsource: Nobody\n---\nNot for the corpus.\n")
+    (seed_corpus / "leak.md").symlink_to(outside)
+    (seed_corpus / "bomb.md").write_text(alias_bomb())
+    result = CliRunner().invoke(main, ["index", "--corpus", str(seed_corpus), "--index", str(index), "-q"])
+    assert result.exit_code == EXIT_SKIPPED, result.output
+    assert "skipped bomb.md: YAML anchors and aliases (&name, *name) are not allowed in front matter" \
+        in result.output
+    assert f"skipped leak.md: symbolic link to a place outside the corpus ({outside.resolve()})" in result.output
+    assert "0 added, 0 changed, 0 removed, 5 unchanged" in result.output
+    assert "Traceback" not in result.output
