@@ -221,17 +221,39 @@ def ask_command(question: str, index_dir: Path | None, as_json: bool, top_k: int
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
-def serve_command(index_dir: Path | None, host: str, port: int) -> None:
-    """Serve the web chat and the /ask API (docs at /docs). A rebuilt index is picked up without a restart."""
+@click.option("--max-active", type=click.IntRange(min=1), default=None,
+              help="Requests worked on at once (RAG_MAX_ACTIVE_REQUESTS).  [default: the CPU count]")
+@click.option("--max-waiting", type=click.IntRange(min=0), default=None,
+              help="Requests that may wait for them; past these, 503 at once (RAG_MAX_WAITING_REQUESTS).  "
+                   "[default: what the CPUs answer in RAG_TARGET_WAIT_S, 2 s]")
+@click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds a request may take to arrive whole, else 408 (RAG_READ_TIMEOUT_S).  [default: 10]")
+@click.option("--keep-alive", type=click.IntRange(min=1), default=None,
+              help="Seconds an idle connection stays open (RAG_KEEP_ALIVE_S).  [default: 5]")
+def serve_command(index_dir: Path | None, host: str, port: int, max_active: int | None, max_waiting: int | None,
+                  read_timeout: float | None, keep_alive: int | None) -> None:
+    """Serve the web chat and the /ask API (docs at /docs). A rebuilt index is picked up without a restart.
+
+    Under load a bounded number of requests is admitted; past it a request gets 503 with Retry-After at
+    once, while /healthz and /readyz keep answering.
+    """
     import os
 
     import uvicorn
 
+    from web.admission import server_options
+
     if index_dir:
         os.environ["RAG_INDEX_DIR"] = str(index_dir)
         get_settings.cache_clear()
+    for name, value in (("RAG_MAX_ACTIVE_REQUESTS", max_active), ("RAG_MAX_WAITING_REQUESTS", max_waiting),
+                        ("RAG_READ_TIMEOUT_S", read_timeout), ("RAG_KEEP_ALIVE_S", keep_alive)):
+        if value is not None:  # the app reads its settings from the environment (uvicorn builds it)
+            os.environ[name] = str(value)
+            get_settings.cache_clear()
     click.echo(f"serving on http://{host}:{port}/  (index: {get_settings().index_dir})", err=True)
-    uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="warning")
+    uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="warning",
+                **server_options(get_settings()))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,16 @@ class Settings(BaseSettings):
     top_k: int = Field(3, ge=1, le=10)
     no_answer_threshold: float | None = Field(None, ge=0, le=1)  # None: the measured default in AnswerSettings
 
+    # Serving under load (web/admission.py): `max_active_requests` are worked on at once and
+    # `max_waiting_requests` more wait; past them a request gets 503 at once. Unset: the CPU count, and the
+    # line those CPUs work through in `target_wait_s` (also the Retry-After). A request must arrive whole within
+    # `read_timeout_s` of its first byte; an idle connection is closed after `keep_alive_s`.
+    max_active_requests: int | None = Field(None, ge=1)
+    max_waiting_requests: int | None = Field(None, ge=0)
+    target_wait_s: float = Field(2.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+    keep_alive_s: int = Field(5, ge=1)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -19,7 +19,9 @@ from pydantic import ValidationError
 from rag.errors import ArticleNotFoundError, IndexNotBuiltError, IndexOutdatedError
 from rag.pipeline import Pipeline
 from rag.serialize import reply_to_dict
+from rag.settings import get_settings
 from rag.types import ARTICLE_FIELDS, Article
+from web.admission import AdmissionLimits, AdmissionMiddleware
 from web.schemas import MAX_HISTORY, ArticleFull, ArticleMeta, AskRequest, AskResponse, Health
 
 HERE = Path(__file__).parent
@@ -268,6 +270,7 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
     app.add_exception_handler(IndexOutdatedError, _no_index)
     app.add_exception_handler(ArticleNotFoundError, _not_found)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(AdmissionMiddleware, limits=AdmissionLimits.from_settings(get_settings()))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def chat(request: Request, pipeline: PipelineDep, q: str | None = None, source: str = "", since: str = "",
