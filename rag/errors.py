@@ -34,6 +34,20 @@ class ModelMismatchError(IndexOutdatedError):
     """The index was built with another embedding model than the one installed."""
 
 
+class IndexDamagedError(IndexOutdatedError):
+    """CURRENT names no build, or the build's files are cut short or unreadable: like an outdated index, it is not
+    served, and `rag index` rebuilds it from the corpus."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"the index {where} is damaged ({reason}): run `rag index` to rebuild it")
+        self.where = where
+        self.reason = reason
+
+
+class IndexNotWritableError(RagError):
+    """The index directory cannot be written, so no build can be made there."""
+
+
 class ArticleNotFoundError(RagError):
     def __init__(self, article_id: str) -> None:
         super().__init__(f"no article with id {article_id!r}")

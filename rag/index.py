@@ -19,29 +19,35 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from rag import embedding, lexical, nlp, vectors
 from rag.chunking import SPLITTER_VERSION, chunk_sentences, split_sentences
-from rag.errors import ArticleFormatError, IndexBusyError, IndexNotBuiltError, IndexOutdatedError, ModelMismatchError
+from rag.errors import (ArticleFormatError, IndexBusyError, IndexDamagedError, IndexNotBuiltError, IndexNotWritableError,
+                        IndexOutdatedError, ModelMismatchError)
 from rag.ingest import content_hash, scan_corpus
 from rag.settings import Settings
-from rag.storage import RowFile, TextFile, write_texts
+from rag.storage import DamagedFileError, RowFile, TextFile, write_texts
 from rag.types import Article, Chunk, Sentence, Span
 
 FORMAT_VERSION = 3
 TOKENIZE_BATCH = 50_000  # chunk texts per tokenizer call, to bound the memory of big builds
-KEEP_BUILDS = 2  # the served build and the one before it, which in-flight requests may still read
+_BUILD_NAME = re.compile(r"[0-9]{8}T[0-9]{12}Z-[0-9a-z]{1,32}")  # see _write_build
+T = TypeVar("T")
+KEEP_OLDER_BUILDS = 1  # builds before the served one that are kept: a server may still be switching from it
+LOCK_HOLDER_WAIT_SECONDS = 2.0  # how long a second build waits for the first to record its pid
 
 
 @dataclass
@@ -85,32 +91,80 @@ def chunker_settings(settings: Settings) -> dict:
 
 class IndexData:
     """A loaded build, read-only. Small tables are held in memory; texts, vectors and spans are read from disk
-    by row when a question needs them (rag/storage.py), so a large index costs little memory."""
+    by row when a question needs them (rag/storage.py), so a large index costs little memory.
+
+    Opening a build checks that every file agrees with the manifest (sizes, shapes, counts) and raises
+    IndexDamagedError naming the first that does not, so a damaged build is never served half-read.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.manifest = json.loads((directory / "manifest.json").read_text())
-        with open(directory / "articles.jsonl", encoding="utf-8") as lines:
-            # Metadata only, for filters and listings: the text of article i is read by `article_at(i)`.
-            self.catalog = [Article(**json.loads(line), text="") for line in lines]
-        self.article_index = {a.id: i for i, a in enumerate(self.catalog)}
-        self.chunk_table = np.load(directory / "chunks.npy")  # (n, 5): article, start, end, first sentence, last + 1
-        self.sentence_table = np.load(directory / "sentences.npy")  # (n, 3): article, start, end
-        self.span_ptr = np.load(directory / "span_ptr.npy")  # spans of sentence i: rows span_ptr[i]:span_ptr[i + 1]
-        self.span_table = RowFile(directory / "spans.npy")  # (k, 5): start, end, "label|dep" code, head start, end
-        self.span_labels = self.manifest["span_labels"]
-        self.chunk_vectors = RowFile(directory / "chunk_vectors.npy")
-        self.sentence_vectors = RowFile(directory / "sentence_vectors.npy")
-        self.texts = TextFile(directory)
-        self.vector_index = vectors.load_vector_index(directory / "chunks.faiss", mmap=True)
-        self.bm25 = lexical.load_bm25(directory / "bm25") if len(self.chunk_table) else None
-        self.chunk_article = self.chunk_table[:, 0]
-        self.document_frequency = json.loads((directory / "df.json").read_text())
-        self.article_at = lru_cache(maxsize=256)(self._read_article)
+        try:
+            self._open(directory)
+            self._check()
+        except BaseException:
+            self.close()
+            raise
+        catalog, texts = self.catalog, self.texts
 
-    def _read_article(self, i: int) -> Article:
-        """Article i with its text (cached: a question reads the same few articles many times)."""
-        return replace(self.catalog[i], text=self.texts[i])
+        @lru_cache(maxsize=256)
+        def article_at(i: int) -> Article:
+            """Article i with its text (cached: a question reads the same few articles many times)."""
+            return replace(catalog[i], text=texts[i])
+
+        # A closure over the tables, not a bound method: no reference cycle keeps a replaced build's files open.
+        self.article_at = article_at
+
+    def _open(self, directory: Path) -> None:
+        read = partial(_read_build_file, directory)
+        self.manifest = read("manifest.json", _read_json)
+        self.catalog = read("articles.jsonl", _read_catalog)  # metadata only: `article_at(i)` reads the text
+        self.article_index = {a.id: i for i, a in enumerate(self.catalog)}
+        self.chunk_table = read("chunks.npy", np.load)  # (n, 5): article, start, end, first sentence, last + 1
+        self.sentence_table = read("sentences.npy", np.load)  # (n, 3): article, start, end
+        self.span_ptr = read("span_ptr.npy", np.load)  # spans of sentence i: rows span_ptr[i]:span_ptr[i + 1]
+        self.span_table = read("spans.npy", RowFile)  # (k, 5): start, end, "label|dep" code, head start, end
+        self.span_labels = self.manifest["span_labels"]
+        self.chunk_vectors = read("chunk_vectors.npy", RowFile)
+        self.sentence_vectors = read("sentence_vectors.npy", RowFile)
+        self.texts = read("texts.bin", lambda path: TextFile(path.parent))
+        self.vector_index = read("chunks.faiss", partial(vectors.load_vector_index, mmap=True))
+        self.bm25 = read("bm25", lexical.load_bm25) if len(self.chunk_table) else None
+        self.chunk_article = self.chunk_table[:, 0]
+        self.document_frequency = read("df.json", _read_json)
+
+    def _check(self) -> None:
+        """Every table's size must be the one the manifest counts."""
+        try:
+            counts, dimensions = self.manifest["counts"], self.manifest["model"]["dimensions"]
+            articles, chunks, sentences, spans = (counts[k] for k in ("articles", "chunks", "sentences", "spans"))
+        except (KeyError, TypeError) as error:
+            raise IndexDamagedError(f"build {self.directory}", f"manifest.json lacks {error}") from None
+        found = {
+            "articles.jsonl": (len(self.catalog), articles),
+            "text_offsets.npy": (len(self.texts), articles),
+            "chunks.npy": (self.chunk_table.shape, (chunks, 5)),
+            "sentences.npy": (self.sentence_table.shape, (sentences, 3)),
+            "span_ptr.npy": ((*self.span_ptr.shape, int(self.span_ptr[-1]) if len(self.span_ptr) else None),
+                             (sentences + 1, spans)),
+            "spans.npy": (self.span_table.shape, (spans, 5)),
+            "chunk_vectors.npy": (self.chunk_vectors.shape, (chunks, dimensions)),
+            "sentence_vectors.npy": (self.sentence_vectors.shape, (sentences, dimensions)),
+            "chunks.faiss": ((self.vector_index.ntotal, self.vector_index.d), (chunks, dimensions)),
+            "bm25/": (self.bm25.num_docs if self.bm25 else 0, chunks),
+        }
+        for name, (have, want) in found.items():
+            if have != want:
+                raise IndexDamagedError(f"build {self.directory}", f"{name} holds {have} where the manifest "
+                                                                   f"counts {want}")
+
+    def close(self) -> None:
+        """Close the build's files now; a replaced build is also closed as soon as nothing refers to it."""
+        for name in ("span_table", "chunk_vectors", "sentence_vectors", "texts", "bm25"):
+            files = self.__dict__.get(name)
+            if files is not None:
+                files.close()
+        self.__dict__.pop("vector_index", None)  # unmaps an IVF index's lists
 
     def idf(self, token: str) -> float:
         return lexical.idf(self.document_frequency, len(self.chunk_table), token)
@@ -177,14 +231,41 @@ class IndexData:
                            labels)
 
 
-def current_build(index_dir: Path) -> Path | None:
-    """The directory of the build being served, or None before the first build."""
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _read_catalog(path: Path) -> list[Article]:
+    with open(path, encoding="utf-8") as lines:
+        return [Article(**json.loads(line), text="") for line in lines]
+
+
+def _read_build_file(directory: Path, name: str, read: Callable[[Path], T]) -> T:
+    """`read(directory / name)`, where any failure means a damaged build and is said naming the file."""
     try:
-        name = (index_dir / "CURRENT").read_text().strip()
+        return read(directory / name)
+    except Exception as error:
+        message = re.sub(r"^Error in .*? at \S+:\d+: (Error: )?", "", str(error).strip()).splitlines()
+        reason = message[0][:300] if message else type(error).__name__
+        if not isinstance(error, DamagedFileError):  # those name their file already
+            reason = f"{name}: {reason}"
+        raise IndexDamagedError(f"build {directory}", reason) from None
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """The directory of the build CURRENT names, or None before the first build. IndexDamagedError when CURRENT
+    names no complete build (garbage bytes, a missing directory)."""
+    try:
+        raw = (index_dir / "CURRENT").read_bytes()
     except FileNotFoundError:
         return None
+    name = raw.decode("utf-8", errors="replace").strip()
+    if not _BUILD_NAME.fullmatch(name):
+        raise IndexDamagedError(str(index_dir), f"CURRENT names no build: {raw[:40]!r}")
     path = index_dir / "builds" / name
-    return path if (path / "manifest.json").exists() else None
+    if not (path / "manifest.json").is_file():
+        raise IndexDamagedError(str(index_dir), f"CURRENT names build {name}, which has no manifest.json")
+    return path
 
 
 def check_model(manifest: dict) -> None:
@@ -198,34 +279,108 @@ def check_model(manifest: dict) -> None:
             f"the index was built with {manifest.get('model')}, but {installed} is installed: run `rag index` to rebuild")
 
 
+def index_fingerprint(index_dir: Path) -> tuple:
+    """What loading the served build depends on, found cheaply: CURRENT's content and the size, time and inode of
+    each file of the build it names (stat only). A build that failed to load is tried again once this changes."""
+    try:
+        current = (index_dir / "CURRENT").read_bytes()
+    except FileNotFoundError:
+        return ()
+    name = current.decode("utf-8", errors="replace").strip()
+    files = []
+    if _BUILD_NAME.fullmatch(name):
+        for root, _, names in os.walk(index_dir / "builds" / name):
+            for file_name in names:
+                try:
+                    stat = os.stat(os.path.join(root, file_name))
+                except FileNotFoundError:
+                    continue
+                files.append((root, file_name, stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    return current, tuple(sorted(files))
+
+
+def load_build(build: Path) -> IndexData:
+    """Open one build for serving: written by this program and model, and whole."""
+    check_model(_read_build_file(build, "manifest.json", _read_json))
+    return IndexData(build)
+
+
 def load_index(index_dir: Path) -> IndexData:
-    """Load the served build; raises IndexNotBuiltError when there is none."""
+    """Load the served build; raises IndexNotBuiltError when there is none, IndexDamagedError when it is damaged."""
     build = current_build(index_dir)
     if build is None:
         raise IndexNotBuiltError(str(index_dir))
-    check_model(json.loads((build / "manifest.json").read_text()))
-    return IndexData(build)
+    return load_build(build)
 
 
 @contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
-    """One build at a time per index directory; a second one fails at once with a clear message."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise IndexBusyError(
-                f"another build of {index_dir} is running ({handle.read().strip() or 'unknown pid'}); "
-                "wait for it to finish") from None
-        handle.truncate(0)
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
+    """One build at a time per index directory; a second one fails at once, naming the pid of the first."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise IndexNotWritableError(_cannot_write(index_dir, error)) from None
+    try:
+        _acquire(fd, index_dir)
+        record = f"pid {os.getpid()}\n".encode()
+        os.pwrite(fd, record, 0)  # one write, right after locking: a rival waits for it (see _acquire)
+        os.ftruncate(fd, len(record))
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.ftruncate(fd, 0)  # leaves no pid behind for the next build's rivals to name
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, index_dir: Path) -> None:
+    """Lock, or raise IndexBusyError naming the holder. A holder records its pid just after it locks, so a rival
+    that finds the lock taken but no live pid recorded waits a moment for it rather than say "unknown pid"."""
+    deadline = time.monotonic() + LOCK_HOLDER_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        holder = _lock_holder(fd)
+        if holder is not None or time.monotonic() > deadline:
+            raise IndexBusyError(f"another build of {index_dir} is running ({holder or 'unknown pid'}); "
+                                 "wait for it to finish")
+        time.sleep(0.01)
+
+
+def _lock_holder(fd: int) -> str | None:
+    """"pid N" as the lock file records it, if process N is alive (a build killed with -9 leaves its pid)."""
+    found = re.match(rb"pid ([0-9]+)\n", os.pread(fd, 64, 0))
+    if found is None:
+        return None
+    try:
+        os.kill(int(found[1]), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return f"pid {int(found[1])}"
+
+
+def _cannot_write(path: Path, error: OSError) -> str:
+    return (f"cannot write to {path} ({error.strerror or error}): make it writable (chmod u+w, or chattr -i if it "
+            "is immutable) and run `rag index` again")
+
+
+def _check_writable(index_dir: Path) -> None:
+    """Fail before any embedding when the new build could not be written or switched to."""
+    for directory in (index_dir, index_dir / "builds"):
+        probe = directory / f".write-test-{os.getpid()}"
+        try:
+            directory.mkdir(exist_ok=True)
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as error:
+            raise IndexNotWritableError(_cannot_write(directory, error)) from None
 
 
 def analyze(article: Article, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
@@ -308,13 +463,14 @@ def _annotate_batches(texts: list[str], offsets: list[int], progress: bool) -> l
     return spans
 
 
-def _reusable(index_dir: Path, settings: Settings, report: BuildReport) -> IndexData | None:
-    """The served build if its rows can be reused by this build; otherwise None, with the reason in `report`."""
-    build = current_build(index_dir)
-    if build is None:
-        return None
+def _reusable(index_dir: Path, settings: Settings, report: BuildReport) -> tuple[IndexData | None, dict[str, str]]:
+    """The served build and its articles' content hashes if this build can reuse its rows; otherwise (None, {}),
+    with the reason in `report`. Any error reading the served build means rebuilding from the corpus."""
     try:
-        manifest = json.loads((build / "manifest.json").read_text())
+        build = current_build(index_dir)
+        if build is None:
+            return None, {}
+        manifest = _read_build_file(build, "manifest.json", _read_json)
         if manifest.get("format") != FORMAT_VERSION:
             report.rebuilt_all = "index format changed"
         elif manifest.get("model") != embedding.model_identity():
@@ -322,10 +478,39 @@ def _reusable(index_dir: Path, settings: Settings, report: BuildReport) -> Index
         elif manifest.get("chunker") != chunker_settings(settings):
             report.rebuilt_all = "chunker settings changed"
         else:
-            return IndexData(build)
-    except Exception as error:  # a damaged build is rebuilt, not fatal
-        report.rebuilt_all = f"previous index unreadable ({error})"
-    return None
+            previous = IndexData(build)
+            try:
+                return previous, _read_build_file(build, "hashes.json", _read_json)
+            except BaseException:
+                previous.close()
+                raise
+    except Exception as error:
+        report.rebuilt_all = _unreadable(error)
+    return None, {}
+
+
+def _unreadable(error: Exception) -> str:
+    """Why the previous build cannot be reused, in one line."""
+    reason = f"{error.where} is damaged ({error.reason})" if isinstance(error, IndexDamagedError) else \
+        f"could not be read ({type(error).__name__}: {error})"
+    return f"the previous index {reason}; rebuilt from the corpus"
+
+
+def _plan(articles: list[Article], hashes: dict[str, str], previous: IndexData | None, old: dict[str, str],
+          settings: Settings, report: BuildReport) -> list[Article]:
+    """Sort the corpus into added, changed, removed and unchanged articles (in `report`); returns the articles to
+    embed: new and changed ones, and with a new sentence splitter the unchanged ones it now splits differently."""
+    report.added, report.changed, report.unchanged, report.resplit = [], [], [], None
+    fresh = [a for a in articles if old.get(a.id) != hashes[a.id]]
+    if previous is not None and previous.manifest.get("splitter") != SPLITTER_VERSION:
+        resplit = [a for a in articles if old.get(a.id) == hashes[a.id] and not _same_layout(previous, a, settings)]
+        report.resplit = len(resplit)
+        fresh += resplit
+    for a in articles:
+        (report.unchanged if old.get(a.id) == hashes[a.id] else report.changed if a.id in old
+         else report.added).append(a.id)
+    report.removed = sorted(set(old) - set(hashes))
+    return fresh
 
 
 def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress: bool = True,
@@ -336,39 +521,50 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
     with build_lock(index_dir):
         scan = scan_corpus(corpus_dir, settings.max_article_bytes)
         report.problems, report.duplicates = scan.problems, scan.duplicates
-        previous = _reusable(index_dir, settings, report)
-        old = previous.content_hashes() if previous else {}
         hashes = {a.id: content_hash(a) for a in scan.articles}
-        fresh = [a for a in scan.articles if old.get(a.id) != hashes[a.id]]
-        if previous is not None and previous.manifest.get("splitter") != SPLITTER_VERSION:
-            # A new sentence splitter: only the articles it now splits differently are embedded again.
-            resplit = [a for a in scan.articles
-                       if old.get(a.id) == hashes[a.id] and not _same_layout(previous, a, settings)]
-            report.resplit = len(resplit)
-            fresh += resplit
-        for a in scan.articles:
-            (report.unchanged if old.get(a.id) == hashes[a.id] else report.changed if a.id in old
-             else report.added).append(a.id)
-        report.removed = sorted(set(old) - set(hashes))
-        if on_scanned:
-            on_scanned(report)
-        # A new annotator or tokenizer reuses every vector: spans are found again, BM25 is rebuilt anyway.
-        stale = previous is not None and previous.manifest.get("annotator") != nlp.annotator_identity()
-        retokenize = previous is not None and previous.manifest.get("tokenizer") != lexical.TOKENIZER_VERSION
-        if previous is not None and not (fresh or report.removed or stale or retokenize or report.resplit is not None):
-            report.chunks = len(previous.chunk_table)
-            report.seconds = time.perf_counter() - started
-            return report  # up to date: keep serving the current build
-        new_rows = dict(zip((a.id for a in fresh), _process(fresh, settings, report, progress)))
-        kept = [a for a in scan.articles if a.id not in new_rows]
-        kept_rows = [previous.rows_of(a.id) for a in kept]
-        if stale and kept:
-            kept_rows = _reannotate(kept, kept_rows, progress)
-            report.reannotated = len(kept)
-        new_rows.update(zip((a.id for a in kept), kept_rows))
-        rows = [new_rows[a.id] for a in scan.articles]
-        report.chunks = sum(len(r.chunks) for r in rows)
-        report.build = _write_build(index_dir, scan.articles, rows, hashes, settings)
+        previous, old = _reusable(index_dir, settings, report)
+        try:
+            try:
+                fresh = _plan(scan.articles, hashes, previous, old, settings, report)
+                # A new annotator or tokenizer reuses every vector: spans are found again, BM25 is rebuilt anyway.
+                stale = previous is not None and previous.manifest.get("annotator") != nlp.annotator_identity()
+                retokenize = previous is not None and previous.manifest.get("tokenizer") != lexical.TOKENIZER_VERSION
+                up_to_date = previous is not None and not (fresh or report.removed or stale or retokenize
+                                                           or report.resplit is not None)
+                fresh_ids = {a.id for a in fresh}
+                kept = [a for a in scan.articles if a.id not in fresh_ids]
+                kept_rows = [previous.rows_of(a.id) for a in kept] if previous and not up_to_date else []
+            except Exception as error:
+                if previous is None:
+                    raise
+                previous.close()  # damaged beyond what loading checks: nothing of it is reused
+                previous, report.rebuilt_all = None, _unreadable(error)
+                fresh = _plan(scan.articles, hashes, None, {}, settings, report)
+                stale = retokenize = up_to_date = False
+                kept, kept_rows = [], []
+            if up_to_date:
+                report.chunks = len(previous.chunk_table)
+                _prune(index_dir)  # what a killed build left
+                report.seconds = time.perf_counter() - started
+                return report  # keep serving the current build
+            _check_writable(index_dir)
+            if on_scanned:
+                on_scanned(report)
+            new_rows = dict(zip((a.id for a in fresh), _process(fresh, settings, report, progress)))
+            if stale and kept:
+                kept_rows = _reannotate(kept, kept_rows, progress)
+                report.reannotated = len(kept)
+            new_rows.update(zip((a.id for a in kept), kept_rows))
+            rows = [new_rows[a.id] for a in scan.articles]
+            report.chunks = sum(len(r.chunks) for r in rows)
+        finally:
+            if previous is not None:
+                previous.close()
+        try:
+            report.build = _write_build(index_dir, scan.articles, rows, hashes, settings)
+        except OSError as error:
+            raise IndexNotWritableError(f"could not write the new build into {index_dir / 'builds'} "
+                                        f"({error}); the index served is unchanged") from None
     report.seconds = time.perf_counter() - started
     return report
 
@@ -462,7 +658,7 @@ def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRow
     pointer = index_dir / f".CURRENT.{name}"
     pointer.write_text(name + "\n")
     os.replace(pointer, index_dir / "CURRENT")
-    _prune(builds, keep=name)
+    _prune(index_dir)
     return name
 
 
@@ -483,11 +679,22 @@ def _fsync_tree(directory: Path) -> None:
                 os.fsync(handle.fileno())
 
 
-def _prune(builds: Path, keep: str) -> None:
-    """Remove interrupted temporary builds and all but the newest KEEP_BUILDS complete ones."""
-    complete = sorted((p for p in builds.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
-    for path in complete[:-KEEP_BUILDS]:
-        if path.name != keep:
-            shutil.rmtree(path, ignore_errors=True)
-    for path in builds.glob(".tmp-*"):
-        shutil.rmtree(path, ignore_errors=True)
+def _prune(index_dir: Path) -> None:
+    """Remove what interrupted builds left (temporary directories and pointers, and complete builds that CURRENT
+    never named, which are newer than the one it names) and builds older than the served one but the newest
+    KEEP_OLDER_BUILDS, which a server may still be switching from. The build CURRENT names is never removed."""
+    builds = index_dir / "builds"
+    leftovers = [*index_dir.glob(".CURRENT.*"), *builds.glob(".tmp-*"), *builds.glob(".write-test-*")]
+    try:
+        served = current_build(index_dir)
+    except IndexDamagedError:
+        served = None  # nothing but leftovers can be told apart
+    if served is not None:
+        complete = sorted(p for p in builds.iterdir() if p.is_dir() and not p.name.startswith("."))
+        older = [p for p in complete if p.name < served.name]
+        leftovers += [p for p in complete if p.name > served.name] + older[:max(0, len(older) - KEEP_OLDER_BUILDS)]
+    for path in leftovers:
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        except OSError:
+            pass  # a read-only directory: left for a later build

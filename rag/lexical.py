@@ -10,7 +10,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from rag.storage import RowFile
+from rag.storage import DamagedFileError, RowFile
 
 
 @lru_cache(maxsize=1)
@@ -88,6 +88,14 @@ class BM25Postings:
         self.indptr = np.load(directory / "indptr.csc.index.npy")
         self.indices = RowFile(directory / "indices.csc.index.npy")
         self.data = RowFile(directory / "data.csc.index.npy")
+        if not int(self.indptr[-1]) == len(self.indices) == len(self.data):
+            self.close()
+            raise DamagedFileError(f"bm25/: the postings end at {int(self.indptr[-1])}, but hold {len(self.indices)} "
+                             f"documents and {len(self.data)} scores")
+
+    def close(self) -> None:
+        self.indices.close()
+        self.data.close()
 
     def get_scores(self, tokens: list[str]) -> np.ndarray:
         postings = [slice(int(self.indptr[i]), int(self.indptr[i + 1]))

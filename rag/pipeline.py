@@ -1,21 +1,38 @@
 """The whole question-answering system behind one object, shared by the CLI and the web app.
 
 It serves the current index build and switches to a newer one when `rag index` replaces it, without
-failing the requests in flight: each request keeps the `IndexData` it started with.
+failing the requests in flight: each request keeps the `IndexData` it started with, and a replaced build
+is closed when the last of them is done (nothing else refers to it). A new build is only served once it has
+loaded completely and passed its checks; until then, or when it is damaged, the build loaded before serves on.
 """
 from __future__ import annotations
 
+import logging
+import os
 import threading
-from dataclasses import replace
 import time
+import weakref
+from dataclasses import replace
 from pathlib import Path
 
 from rag import antonyms, article_facts, embedding, followups, nlp, places, questions, senses
 from rag.answering import AnswerSettings, answer_question, contextual_question
-from rag.errors import ArticleNotFoundError
-from rag.index import IndexData, current_build, load_index
+from rag.errors import ArticleNotFoundError, IndexDamagedError, RagError
+from rag.index import IndexData, index_fingerprint, load_index
 from rag.settings import Settings, get_settings
-from rag.types import Article, Filters, Reply, Turn
+from rag.types import Article, Filters, IndexStatus, Reply, Turn
+
+log = logging.getLogger(__name__)
+WATCH_SECONDS = 1.0  # how often a server looks for a new build between requests
+
+
+def _stamp(index_dir: Path) -> tuple[int, int, int] | None:
+    """CURRENT's inode, time and size: replacing or rewriting it changes them (one stat, checked per request)."""
+    try:
+        stat = os.stat(index_dir / "CURRENT")
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 class Pipeline:
@@ -26,19 +43,73 @@ class Pipeline:
         self.answer_settings = answer_settings or AnswerSettings()
         if self.settings.no_answer_threshold is not None:
             self.answer_settings = replace(self.answer_settings, no_answer_threshold=self.settings.no_answer_threshold)
-        self._index: IndexData | None = None
+        self._served: IndexData | None = None
+        self._problem: RagError | None = None  # why the build CURRENT names is not served (None: it is)
+        self._tried: tuple | None = None  # index_fingerprint when a build was last loaded or tried
+        self._stamp: tuple[int, int, int] | None = None  # CURRENT's stamp then
         self._lock = threading.Lock()
+        self._watching = False
 
     def index(self) -> IndexData:
-        """The served build, reloaded when CURRENT names a newer one (a small file read per call)."""
-        build = current_build(self.index_dir)
-        loaded = self._index
-        if loaded is not None and build == loaded.directory:
-            return loaded
-        with self._lock:
-            if self._index is None or current_build(self.index_dir) != self._index.directory:
-                self._index = load_index(self.index_dir)
-            return self._index
+        """The served build. CURRENT is checked on each call (one stat); when it changes, the build it names is
+        loaded and served once it has loaded completely and passed its checks. A build that fails to load is logged
+        once and tried again only when CURRENT or its files change; meanwhile the build loaded before serves on."""
+        served = self._served
+        if served is not None and self._problem is None and _stamp(self.index_dir) == self._stamp:
+            return served
+        if self._lock.acquire(blocking=served is None):  # with a build to serve, never wait for another's load
+            try:
+                self._refresh()
+            finally:
+                self._lock.release()
+        served, problem = self._served, self._problem
+        if served is None:
+            raise problem or IndexDamagedError(str(self.index_dir), "not loaded")
+        return served
+
+    def _refresh(self) -> None:
+        """Load the build CURRENT names unless this state of the index directory was tried already (hold the lock)."""
+        stamp, fingerprint = _stamp(self.index_dir), index_fingerprint(self.index_dir)
+        if fingerprint == self._tried:
+            self._stamp = stamp
+            return
+        try:
+            index = load_index(self.index_dir)
+        except Exception as error:  # RagError, or anything a damaged build may raise: none takes the server down
+            problem = error if isinstance(error, RagError) else IndexDamagedError(str(self.index_dir), repr(error))
+            served = self._served
+            log.warning("%s%s", problem, f" (still serving build {served.directory.name})" if served else "")
+            self._problem = problem
+        else:
+            self._served, self._problem = index, None  # the build replaced is closed when its last request ends
+        self._tried, self._stamp = fingerprint, stamp
+
+    def status(self) -> IndexStatus:
+        """What is served and why the newest build is not, from memory alone: for health checks, which must not
+        wait for a load or read the disk."""
+        served, problem = self._served, self._problem
+        reason = str(problem) if problem else None if served else "the index has not been loaded yet"
+        if served is None:
+            return IndexStatus(build=None, problem=reason)
+        return IndexStatus(build=served.directory.name, built=served.build_time, articles=len(served.catalog),
+                           chunks=len(served.chunk_table), problem=reason)
+
+    def watch(self, seconds: float = WATCH_SECONDS) -> None:
+        """Also look for a new build every `seconds` in the background, so that a server loads it (or reports it
+        damaged in its status) without waiting for a request. The thread ends when the pipeline is dropped."""
+        if self._watching:
+            return
+        self._watching = True
+        pipeline_ref = weakref.ref(self)
+
+        def run() -> None:
+            while (pipeline := pipeline_ref()) is not None:
+                with pipeline._lock:
+                    pipeline._refresh()
+                del pipeline
+                time.sleep(seconds)
+
+        threading.Thread(target=run, name="index-watcher", daemon=True).start()
 
     def warm_up(self) -> None:
         """Load the models, the word tables and the index now rather than on the first request."""

@@ -14,22 +14,37 @@ from pathlib import Path
 import numpy as np
 
 
+class DamagedFileError(ValueError):
+    """A file whose size or header does not match what it must hold; the message starts with the file's name."""
+
+
 class RowFile:
     """A .npy file (1-d or 2-d, C order) whose rows are read on demand: `rows[i]`, `rows[lo:hi]`, `rows[[i, ...]]`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._file = open(self.path, "rb")  # kept open: the build may be pruned while a request still reads it
+        try:
+            self._read_header()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _read_header(self) -> None:
+        """Shape and dtype from the .npy header; the file's size must be exactly the header and every row."""
         version = np.lib.format.read_magic(self._file)
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, fortran_order, self.dtype = read_header(self._file)
         if fortran_order or len(shape) not in (1, 2):
-            raise ValueError(f"{path}: expected a 1-d or 2-d C-order array, got shape {shape}")
+            raise ValueError(f"{self.path}: expected a 1-d or 2-d C-order array, got shape {shape}")
         self.shape: tuple[int, ...] = shape
         self._row_shape = shape[1:]
         self._offset = self._file.tell()
         self._row_bytes = int(np.prod(self._row_shape, dtype=np.int64)) * self.dtype.itemsize
+        size, expected = os.fstat(self._file.fileno()).st_size, self._offset + len(self) * self._row_bytes
+        if size != expected:
+            raise DamagedFileError(f"{self.path.name} holds {size} bytes, its {shape} array needs {expected}")
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -68,15 +83,28 @@ class TextFile:
     """Article texts stored one after another as UTF-8 (texts.bin), found by byte offsets (text_offsets.npy)."""
 
     def __init__(self, directory: Path) -> None:
+        try:
+            self._offsets = np.load(directory / "text_offsets.npy")
+        except (OSError, ValueError) as error:
+            raise DamagedFileError(f"text_offsets.npy: {error}") from None
+        if self._offsets.ndim != 1 or not len(self._offsets) or self._offsets[0] != 0 or np.any(
+                np.diff(self._offsets) < 0):
+            raise DamagedFileError("text_offsets.npy holds no ascending offsets from 0")
         self._file = open(directory / "texts.bin", "rb")
-        self._offsets = np.load(directory / "text_offsets.npy")
+        size = os.fstat(self._file.fileno()).st_size
+        if size != int(self._offsets[-1]):
+            self._file.close()
+            raise DamagedFileError(f"texts.bin holds {size} bytes, text_offsets.npy says {int(self._offsets[-1])}")
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
 
     def __getitem__(self, i: int) -> str:
         lo, hi = int(self._offsets[i]), int(self._offsets[i + 1])
-        return os.pread(self._file.fileno(), hi - lo, lo).decode("utf-8")
+        data = os.pread(self._file.fileno(), hi - lo, lo)
+        if len(data) != hi - lo:
+            raise OSError(f"{self._file.name}: short read of text {i}")
+        return data.decode("utf-8")
 
     def close(self) -> None:
         self._file.close()

@@ -146,3 +146,20 @@ class Reply:
     no_answer: bool
     answers: list[Answer] = field(default_factory=list)
     took_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What a pipeline serves, as health checks report it: the build loaded (None until one loads) and, when the
+    build CURRENT names is not the one served, why."""
+
+    build: str | None
+    built: str | None = None
+    articles: int = 0
+    chunks: int = 0
+    problem: str | None = None
+
+    @property
+    def state(self) -> str:
+        """"ok"; "degraded" when an older build serves because the newest cannot; "unavailable" with none to serve."""
+        return "unavailable" if self.build is None else "degraded" if self.problem else "ok"

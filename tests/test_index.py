@@ -1,18 +1,26 @@
 """Index builds with the real model: offsets, incremental updates, bad files, crashes, concurrent builds."""
 from __future__ import annotations
 
+import fcntl
+import gc
 import json
+import os
 import shutil
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from rag import chunking, embedding, index as index_module
-from rag.errors import IndexBusyError, IndexNotBuiltError, IndexOutdatedError
+from rag.cli import main
+from rag.errors import IndexBusyError, IndexDamagedError, IndexNotBuiltError, IndexOutdatedError
 from rag.index import build_index, build_lock, load_index
 from rag.ingest import scan_corpus
+from rag.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -237,3 +245,189 @@ def test_a_new_sentence_splitter_re_embeds_only_the_articles_it_splits_different
             if index.sentence(i).article_id == "court"] == ["The court cited Brown v. Board of Education.",
                                                              "It was decided in 1954."]
     assert build_index(seed_corpus, index_dir, settings, progress=False).build == ""  # now up to date
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    """Cut a file short, as a full disk or a crash of the file system would."""
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def served_build(index_dir: Path) -> Path:
+    return index_dir / "builds" / (index_dir / "CURRENT").read_text().strip()
+
+
+@pytest.mark.parametrize("name", ["chunk_vectors.npy", "sentence_vectors.npy", "spans.npy", "hashes.json",
+                                  "chunks.faiss", "texts.bin"])
+def test_a_damaged_previous_build_is_rebuilt_from_the_corpus_in_one_line(seed_corpus, built, name) -> None:
+    truncate(served_build(built) / name, keep=0.9)
+    path = sorted(seed_corpus.glob("*jiji*"))[0]
+    path.write_text(path.read_text().replace("25-minute", "30-minute"))
+    result = CliRunner().invoke(main, ["index", "--corpus", str(seed_corpus), "--index", str(built), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    rebuilt = [line for line in result.output.splitlines() if line.startswith("rebuilt everything")]
+    assert len(rebuilt) == 1 and name in rebuilt[0] and "from the corpus" in rebuilt[0], result.output
+    index = load_index(built)
+    assert len(index.catalog) == 5 and "30-minute" in index.article(path.stem).text
+
+
+def test_a_damaged_previous_build_is_rebuilt_even_when_the_corpus_is_unchanged(seed_corpus, built, settings) -> None:
+    truncate(served_build(built) / "chunk_vectors.npy", keep=0.9)
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert report.build and "chunk_vectors.npy" in report.rebuilt_all
+    assert len(load_index(built).chunk_vectors[:]) == len(load_index(built).chunk_table)
+
+
+@pytest.mark.parametrize("name", ["texts.bin", "chunks.npy", "chunk_vectors.npy", "spans.npy", "span_ptr.npy",
+                                  "text_offsets.npy", "manifest.json", "articles.jsonl", "df.json",
+                                  "bm25/indices.csc.index.npy", "bm25/data.csc.index.npy"])
+def test_a_truncated_file_is_found_when_the_build_is_loaded(built, name) -> None:
+    truncate(served_build(built) / name, keep=0.9)
+    with pytest.raises(IndexDamagedError, match=name.split("/")[-1]) as error:
+        load_index(built)
+    assert "rag index" in str(error.value)
+
+
+def test_random_bytes_in_the_vector_index_are_found_when_the_build_is_loaded(built) -> None:
+    path = served_build(built) / "chunks.faiss"
+    path.write_bytes(os.urandom(path.stat().st_size))
+    with pytest.raises(IndexDamagedError, match="chunks.faiss"):
+        load_index(built)
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage\x81", b"", b"../../etc", b"no-such-build\n"])
+def test_a_current_that_names_no_build_says_so(built, content) -> None:
+    (built / "CURRENT").write_bytes(content)
+    with pytest.raises(IndexDamagedError, match="CURRENT") as error:
+        load_index(built)
+    assert "rag index" in str(error.value)
+
+
+def make_immutable(directory: Path) -> bool:
+    """chattr +i (root cannot write there either); False where the file system or the user cannot."""
+    if shutil.which("chattr") is None:
+        return False
+    return subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("where", ["index", "builds"])
+def test_an_index_directory_that_cannot_be_written_fails_in_one_line_before_embedding(seed_corpus, built, embedded,
+                                                                                      where) -> None:
+    (seed_corpus / "new.md").write_text("---\ntitle: New\nsource: Kyodo\n---\nA new article about talks.\n")
+    target = built if where == "index" else built / "builds"
+    if not make_immutable(target):
+        pytest.skip("chattr +i is not available here")
+    try:
+        result = CliRunner().invoke(main, ["index", "--corpus", str(seed_corpus), "--index", str(built), "-q"])
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and result.output.count("\n") == 1, result.output
+    assert "cannot write" in result.output and str(target) in result.output
+    assert embedded == []
+    assert sorted(p.name for p in (built / "builds").iterdir()) == [served_build(built).name]
+
+
+def test_orphans_of_a_killed_build_are_pruned_even_when_the_index_is_up_to_date(seed_corpus, built, settings) -> None:
+    served = served_build(built)
+    orphan = built / "builds" / "29991231T000000000000Z-abcdef"  # renamed into place, CURRENT never switched
+    shutil.copytree(served, orphan)
+    (built / "builds" / ".tmp-29991231T000000000001Z-abcdef").mkdir()
+    (built / ".CURRENT.29991231T000000000000Z-abcdef").write_text("29991231T000000000000Z-abcdef\n")
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert report.build == ""  # up to date
+    assert sorted(p.name for p in (built / "builds").iterdir()) == [served.name]
+    assert [p.name for p in built.glob(".CURRENT.*")] == []
+    assert load_index(built).directory == served
+
+
+def test_pruning_keeps_the_served_build_and_the_one_before_it_only(seed_corpus, built, settings) -> None:
+    first = served_build(built)
+    older = built / "builds" / "20000101T000000000000Z-aaaaaa"
+    orphan = built / "builds" / "29991231T000000000000Z-abcdef"
+    shutil.copytree(first, older)
+    shutil.copytree(first, orphan)
+    (seed_corpus / "new.md").write_text("---\ntitle: New\nsource: Kyodo\n---\nA new article about talks.\n")
+    report = build_index(seed_corpus, built, settings, progress=False)
+    assert sorted(p.name for p in (built / "builds").iterdir()) == sorted([first.name, report.build])
+    assert served_build(built).name == report.build
+
+
+def deleted_files_open(under: Path) -> list[str]:
+    """Files under `under` this process still holds open or mapped although they were deleted."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(under)) and target.endswith(" (deleted)"):
+            held.append(target)
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    return held + [line.split(None, 5)[-1] for line in maps if str(under) in line and line.endswith(" (deleted)")]
+
+
+def test_replaced_builds_are_closed_at_once_after_several_rebuilds(seed_corpus, built, settings) -> None:
+    pipeline = Pipeline(index_dir=built)
+    gc.disable()  # only reference counting may free a replaced build
+    try:
+        for n in range(5):
+            (seed_corpus / f"extra{n}.md").write_text(
+                f"---\ntitle: Extra {n}\nsource: Kyodo\n---\nTalks number {n} were held in Seoul.\n")
+            build_index(seed_corpus, built, settings, progress=False)
+            assert pipeline.article(f"extra{n}").text.startswith(f"Talks number {n}")
+            assert pipeline.ask("Where were the talks held?").answers
+        assert deleted_files_open(built) == []
+    finally:
+        gc.enable()
+
+
+def open_files(under: Path) -> list[str]:
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            found.append(os.readlink(fd))
+        except OSError:
+            continue
+    return [target for target in found if target.startswith(str(under))]
+
+
+def test_a_closed_build_holds_no_files(built) -> None:
+    index = load_index(built)
+    assert open_files(index.directory)
+    index.close()
+    assert open_files(index.directory) == []
+
+
+def test_a_losing_build_names_the_winners_pid_even_right_after_the_winner_locked(built) -> None:
+    """The winner locks, then records its pid: a loser that looks in between still names it."""
+    locked, release = threading.Event(), threading.Event()
+
+    def winner() -> None:
+        with open(built / ".lock", "r+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            locked.set()
+            time.sleep(0.3)  # not recorded yet
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+            release.wait(10)
+
+    (built / ".lock").write_text("")  # no earlier build's pid either
+    thread = threading.Thread(target=winner)
+    thread.start()
+    locked.wait(10)
+    try:
+        with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}"):
+            with build_lock(built):
+                pass
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_a_finished_build_leaves_no_pid_behind(built) -> None:
+    with build_lock(built):
+        assert (built / ".lock").read_text().strip() == f"pid {os.getpid()}"
+    assert (built / ".lock").read_text().strip() == ""

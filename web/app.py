@@ -22,7 +22,7 @@ from rag.serialize import reply_to_dict
 from rag.settings import get_settings
 from rag.types import ARTICLE_FIELDS, Article
 from web.admission import AdmissionLimits, AdmissionMiddleware
-from web.schemas import MAX_HISTORY, ArticleFull, ArticleMeta, AskRequest, AskResponse, Health
+from web.schemas import MAX_HISTORY, ArticleFull, ArticleMeta, AskRequest, AskResponse, Health, Ready
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -261,6 +261,7 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
         app.state.pipeline = pipeline or Pipeline()
         if warm_up:
             app.state.pipeline.warm_up()
+            app.state.pipeline.watch()  # a new build is loaded, or a damaged one reported, between requests too
         yield
 
     app = FastAPI(title="News QA", summary="Answers from the articles' own words, with citations.",
@@ -321,13 +322,21 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
             "article": a, "url": safe_url(a.url), "paragraphs": highlighted_paragraphs(a.text, start, end),
             "highlighted": highlighted, "span_missing": not highlighted and (start is not None or end is not None)})
 
+    # The health checks read the pipeline's status from memory, on the event loop: they never load the index,
+    # wait for a load or for a worker thread, so they answer at once under any load.
     @app.get("/healthz", response_model=Health)
-    def healthz(pipeline: PipelineDep) -> dict:
-        try:
-            index = pipeline.index()
-        except (IndexNotBuiltError, IndexOutdatedError) as error:
-            return {"status": "no index", "articles": 0, "chunks": 0, "built": None, "message": str(error)}
-        return {"status": "ok", "articles": len(index.catalog), "chunks": len(index.chunk_table),
-                "built": index.build_time}
+    async def healthz(request: Request) -> dict:
+        """Liveness: the process is up (always 200). `status` says whether the newest build is served."""
+        status = get_pipeline(request).status()
+        return {"status": status.state, "build": status.build, "built": status.built, "articles": status.articles,
+                "chunks": status.chunks, "reason": status.problem}
+
+    @app.get("/readyz", response_model=Ready, responses={503: {"model": Ready, "description": (
+        "No index is loaded: none was built, or the only one is damaged or outdated (`reason` says which).")}})
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: 200 when an index is loaded and answering, 503 with the reason when none is."""
+        status = get_pipeline(request).status()
+        return JSONResponse({"status": "ready" if status.build else "unavailable", "build": status.build,
+                             "reason": status.problem}, status_code=200 if status.build else 503)
 
     return app

@@ -107,8 +107,21 @@ class AskResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    """`GET /healthz`: the process is alive (always 200), and what it serves."""
+
+    status: Literal["ok", "degraded", "unavailable"] = Field(description=(
+        "\"ok\": the build CURRENT names is served. \"degraded\": an older build serves because the newest "
+        "cannot be loaded. \"unavailable\": no build to serve. `reason` says why."))
+    build: str | None = Field(description="The build served (its directory under index/builds/), if any.")
+    built: str | None = Field(description="When that build was made.")
     articles: int
     chunks: int
-    built: str | None
-    message: str | None = None
+    reason: str | None = None
+
+
+class Ready(BaseModel):
+    """`GET /readyz`: 200 when an index is loaded and answering, 503 when none is."""
+
+    status: Literal["ready", "unavailable"]
+    build: str | None
+    reason: str | None = Field(None, description="Why no index, or not the newest build, is served.")
