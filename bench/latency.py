@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -78,11 +79,11 @@ def ask(client: httpx.Client, question: str) -> float:
     return elapsed
 
 
-def start_server(index_dir: Path, port: int, log: TextIO) -> subprocess.Popen:
-    """`rag serve` in a subprocess; returns once /healthz reports a loaded index."""
+def start_server(index_dir: Path, port: int, log: TextIO, options: Sequence[str] = ()) -> subprocess.Popen:
+    """`rag serve` (with more `options`) in a subprocess; returns once /healthz reports a loaded index."""
     rag = Path(sys.executable).parent / "rag"
-    server = subprocess.Popen([str(rag), "serve", "--index", str(index_dir), "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=log)
+    server = subprocess.Popen([str(rag), "serve", "--index", str(index_dir), "--port", str(port), *options],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:

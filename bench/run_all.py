@@ -22,6 +22,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 STEPS = [  # (name, script, how it takes its output path)
     ("latency", "latency.py", "--json"),
+    ("load", "load.py", "--json"),
     ("answer_quality", "squad.py", "--json"),
     ("dev_questions", "dev_questions.py", "--json"),
     ("retrieval", "retrieval.py", "--json"),
@@ -149,6 +150,11 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
         r for r in memory if r["counts"]["chunks"] >= 1_000_000)["ask_p50_ms"], lambda v: v < 300)
     add("8 concurrent clients (requests/s)", "(reported)", lambda: latency["concurrent"]["requests_per_s"],
         lambda v: True)
+    load = (results.get("load") or {}).get("bounded", {}).get("levels", [])
+    add("100 clients: /ask p50 of the answered (ms)", "(reported)", lambda: load[-1]["p50_ms"], lambda v: True)
+    add("100 clients: /healthz p99 (ms)", "< 100", lambda: load[-1]["healthz_p99_ms"], lambda v: v < 100)
+    add("8, 32 and 100 clients: errors (not 200 or 503)", "0", lambda: sum(r["errors"] for r in load),
+        lambda v: v == 0)
     for dataset in ("time_news_1963", "scifact"):
         add(f"{dataset}: our search p50 / fastest peer's", "< 1", lambda ds=dataset: latency_vs_peer(
             results, ds), lambda v: v < 1)

@@ -173,7 +173,28 @@ def test_the_default_bound_follows_the_cpu_count_and_the_target_wait(monkeypatch
     assert 8 <= short.waiting < long.waiting  # a longer acceptable wait admits a longer line
     assert (short.retry_after_s, long.retry_after_s) == (1, 4)
     assert AdmissionLimits.from_settings(Settings(max_active_requests=3, max_waiting_requests=7)) == \
-        AdmissionLimits(active=3, waiting=7, retry_after_s=2)
+        AdmissionLimits(active=3, waiting=7, target_wait_s=2.0)
+
+
+def test_the_line_is_shorter_when_requests_take_longer() -> None:
+    """Past the free turns, a newcomer is let in only if the turns ahead would be done within the target wait."""
+    from web.admission import AdmissionLimits, Line
+
+    line = Line(AdmissionLimits(active=2, waiting=100, target_wait_s=2.12))
+    for _ in range(50):
+        line.admit()
+        line.leave(0.1)
+    assert abs(line.seconds_per_request - 0.1) < 1e-3
+    admitted_fast = sum(line.admit() for _ in range(200))
+    assert admitted_fast == 2 + 42  # two at work, then 42 in line: two turns at 0.1 s take 0.05 s a request
+
+    line = Line(AdmissionLimits(active=2, waiting=100, target_wait_s=2.12))
+    for _ in range(50):
+        line.admit()
+        line.leave(1.0)
+    assert sum(line.admit() for _ in range(200)) == 2 + 4
+    line.leave(None)  # one gives up before its turn: room for one more
+    assert line.admit() and not line.admit()
 
 
 @pytest.mark.parametrize("name, value", [("max_active_requests", 0), ("max_waiting_requests", -1),
@@ -196,6 +217,19 @@ def read_until_closed(connection: socket.socket) -> bytes:
     return received
 
 
+def read_response(connection: socket.socket) -> bytes:
+    """One whole response (head and a body of Content-Length bytes), leaving the connection open."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += connection.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
 @pytest.fixture
 def stall_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A server as `rag serve` runs it, with a half-second read timeout."""
@@ -209,8 +243,9 @@ def stall_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
 
 @pytest.mark.parametrize("sent", [
     b"",  # connects and says nothing
-    b"GET /healthz HTTP/1.1\r\nHost: x\r\n",  # headers never finished
-    b'POST /ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"que',  # body
+    b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n",  # headers never finished
+    b"POST /ask HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    b'{"que',  # the body never finished
 ])
 def test_a_stalled_request_is_answered_408_and_closed(stall_server: str, sent: bytes) -> None:
     with raw_connection(stall_server) as connection:
@@ -224,7 +259,7 @@ def test_a_stalled_request_is_answered_408_and_closed(stall_server: str, sent: b
 
 def test_a_request_trickled_byte_by_byte_is_cut_off(stall_server: str) -> None:
     """Each byte would reset a per-read idle timer; the whole request has one deadline."""
-    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200 + b"\r\n\r\n"
+    request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + b"a" * 200 + b"\r\n\r\n"
     with raw_connection(stall_server) as connection:
         started = time.monotonic()
         try:
@@ -241,10 +276,10 @@ def test_a_request_trickled_byte_by_byte_is_cut_off(stall_server: str) -> None:
 def test_a_slow_client_within_the_deadline_is_served_and_kept_alive(stall_server: str) -> None:
     with raw_connection(stall_server) as connection:
         for _ in range(2):
-            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
             time.sleep(0.2)
             connection.sendall(b"\r\n")
-            reply = connection.recv(65536)
+            reply = read_response(connection)
             assert reply.startswith(b"HTTP/1.1 200 "), reply
             time.sleep(0.3)  # idle between requests: the keep-alive timeout's business, not the read timeout's
 

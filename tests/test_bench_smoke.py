@@ -21,7 +21,8 @@ def test_make_bench_runs_every_benchmark_on_a_tiny_setting() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = (REPO / "bench" / ".cache" / "REPORT-quick.md").read_text()
     assert "## Targets" in report
-    for section in ("## /ask latency", "## Answer quality", "## Dev questions", "## Document retrieval",
-                    "## Peers", "## Fresh index", "## Incremental update", "## Vector search at scale"):
+    for section in ("## /ask latency", "## Serving under load", "## Answer quality", "## Dev questions",
+                    "## Document retrieval", "## Peers", "## Fresh index", "## Incremental update",
+                    "## Vector search at scale"):
         assert section.lower() in report.lower(), section
     assert "failed" not in report

@@ -1,8 +1,9 @@
 """Serving under load: a bounded line of requests, and a deadline for a request to arrive.
 
-Admission: at most `active` requests are worked on at once and `waiting` more wait their turn, in order of
-arrival; a request past them gets 503 with `Retry-After` at once instead of joining a line that would only
-make everyone wait longer. `/healthz`, `/readyz` and `/static/` never count or wait, so probes answer in
+Admission: at most `active` requests are worked on at once and others wait their turn, in order of arrival,
+while the line is at most `waiting` long and would be worked through within the target wait at the pace of
+recent requests; a request past it gets 503 with `Retry-After` at once instead of joining a line that would
+only make everyone wait longer. `/healthz`, `/readyz` and `/static/` never count or wait, so probes answer in
 milliseconds under any load (and the few requests at work leave the threadpool free for them).
 
 Read deadline: uvicorn's keep-alive timeout closes a connection idle between requests, but nothing bounds
@@ -17,6 +18,7 @@ import asyncio
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 
 import h11
@@ -36,30 +38,70 @@ ALWAYS_ADMITTED_PREFIXES = ("/static/",)
 
 @dataclass(frozen=True)
 class AdmissionLimits:
-    """How many requests are worked on at once, how many more may wait, and the Retry-After given past them."""
+    """Requests worked on at once, the most that may wait for them, and the longest wait to let them in for."""
 
     active: int
     waiting: int
-    retry_after_s: int
+    target_wait_s: float
 
     def __post_init__(self) -> None:
         if self.active < 1:
             raise ValueError(f"active must be >= 1, got {self.active}")
         if self.waiting < 0:
             raise ValueError(f"waiting must be >= 0, got {self.waiting}")
-        if self.retry_after_s < 1:
-            raise ValueError(f"retry_after_s must be >= 1, got {self.retry_after_s}")
+        if self.target_wait_s <= 0:
+            raise ValueError(f"target_wait_s must be > 0, got {self.target_wait_s}")
+
+    @property
+    def retry_after_s(self) -> int:
+        """What a refused client is told to wait: about the time the line takes to be worked through."""
+        return max(1, math.ceil(self.target_wait_s))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdmissionLimits:
         """The settings' limits; unset ones from the CPU count and the target wait (the line that many CPUs
-        work through in `target_wait_s`)."""
+        work through in `target_wait_s` at CPU_SECONDS_PER_ANSWER)."""
         cpus = os.cpu_count() or 1
         active = settings.max_active_requests or cpus
         waiting = settings.max_waiting_requests
         if waiting is None:
             waiting = max(1, math.floor(settings.target_wait_s * cpus / CPU_SECONDS_PER_ANSWER) - active)
-        return cls(active, waiting, max(1, math.ceil(settings.target_wait_s)))
+        return cls(active, waiting, settings.target_wait_s)
+
+
+class Line:
+    """The requests admitted (at work or waiting) and how long one holds its turn, to bound the wait.
+
+    A newcomer is let in while a turn is free, or while it would be at most `limits.waiting`-th in line and the
+    turns ahead of it would be done within the target wait at the pace of recent requests (a moving average):
+    on a machine slower or busier than CPU_SECONDS_PER_ANSWER assumes, the line is shorter.
+    """
+
+    SMOOTHING = 0.2  # weight of the newest request's time in the moving average
+
+    def __init__(self, limits: AdmissionLimits) -> None:
+        self.limits = limits
+        self.admitted = 0
+        self.seconds_per_request = CPU_SECONDS_PER_ANSWER * limits.active / (os.cpu_count() or 1)
+
+    def expected_wait_s(self) -> float:
+        """How long a newcomer would wait for a turn now."""
+        ahead = self.admitted - self.limits.active + 1
+        return max(0, ahead) * self.seconds_per_request / self.limits.active
+
+    def admit(self) -> bool:
+        """Let a newcomer in (counting it) if the line is short enough."""
+        position = self.admitted - self.limits.active + 1  # in line, once let in; <= 0 when a turn is free
+        if position > 0 and (position > self.limits.waiting or self.expected_wait_s() > self.limits.target_wait_s):
+            return False
+        self.admitted += 1
+        return True
+
+    def leave(self, seconds_at_work: float | None) -> None:
+        """A request is done (None: it left before its turn came)."""
+        self.admitted -= 1
+        if seconds_at_work is not None:
+            self.seconds_per_request += self.SMOOTHING * (seconds_at_work - self.seconds_per_request)
 
 
 def always_admitted(scope: Scope) -> bool:
@@ -72,8 +114,7 @@ def busy_response(scope: Scope, limits: AdmissionLimits) -> Response:
     from web.app import HTML_HEADERS, templates, wants_html  # web.app imports this module
 
     retry_after = str(limits.retry_after_s)
-    detail = (f"The server is busy ({limits.active + limits.waiting} requests are being answered or waiting); "
-              f"try again in {retry_after} seconds.")
+    detail = f"The server is busy: too many requests are answered or waiting; try again in {retry_after} seconds."
     request = Request(scope)
     if wants_html(request):
         return templates.TemplateResponse(request, "busy.html", {"message": detail, "retry_after": retry_after},
@@ -83,12 +124,12 @@ def busy_response(scope: Scope, limits: AdmissionLimits) -> Response:
 
 
 class AdmissionMiddleware:
-    """Admits requests up to `limits` (health checks and static files always), answers 503 past them."""
+    """Admits requests into a bounded `Line` (health checks and static files always), answers 503 past it."""
 
     def __init__(self, app: ASGIApp, limits: AdmissionLimits) -> None:
         self.app = app
         self.limits = limits
-        self.admitted = 0  # at work or waiting; only touched on the event loop's thread
+        self.line = Line(limits)  # only touched on the event loop's thread
         self._turns: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -102,15 +143,19 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or always_admitted(scope):
             await self.app(scope, receive, send)
             return
-        if self.admitted >= self.limits.active + self.limits.waiting:
+        if not self.line.admit():
             await busy_response(scope, self.limits)(scope, receive, send)
             return
-        self.admitted += 1
+        seconds_at_work = None
         try:
             async with self._active_turns():  # asyncio's semaphore wakes its waiters first come, first served
-                await self.app(scope, receive, send)
+                started = time.perf_counter()
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    seconds_at_work = time.perf_counter() - started
         finally:
-            self.admitted -= 1
+            self.line.leave(seconds_at_work)
 
 
 def _timeout_reply(read_timeout_s: float) -> bytes:
