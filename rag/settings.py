@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -28,6 +29,23 @@ class Settings(BaseSettings):
     # Retrieval and answering.
     top_k: int = Field(3, ge=1, le=10)
     no_answer_threshold: float | None = Field(None, ge=0, le=1)  # None: the measured default in AnswerSettings
+
+    # Serving: the Host names the server answers to (comma-separated in RAG_TRUSTED_HOSTS; "*.example.org" for
+    # subdomains, "*" for any). Any other Host gets 400, so nothing (a redirect's Location) echoes a forged one.
+    trusted_hosts: Annotated[list[str], NoDecode] = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+
+    @field_validator("trusted_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return [host.strip() for host in value.split(",") if host.strip()] if isinstance(value, str) else value
+
+    @field_validator("trusted_hosts")
+    @classmethod
+    def _host_patterns(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if "*" in host[1:] or host.startswith("*") and host != "*" and not host.startswith("*."):
+                raise ValueError(f"a trusted host is a name, '*.domain' or '*', got {host!r}")
+        return hosts
 
     # Serving under load (web/admission.py): `max_active_requests` are worked on at once and
     # `max_waiting_requests` more wait; past them a request gets 503 at once. Unset: the CPU count, and the

@@ -88,6 +88,15 @@ def test_history_carries_a_follow_up(client: TestClient) -> None:
     ({"question": "ok", "history": [{"answer": "no question"}]}, "history.0.question"),
     ({"question": "ok", "history": [{"question": "q"}] * 21}, "history"),
     ({"question": "ok", "colour": "blue"}, "colour"),
+    ({"question": "ok", "top_k": "3"}, "top_k"),  # no coercion at the edge: a number is a JSON integer
+    ({"question": "ok", "top_k": 3.0}, "top_k"),
+    ({"question": "ok", "top_k": True}, "top_k"),
+    ({"question": "ok", "filters": {"since": 0}}, "filters.since"),  # a date is "YYYY-MM-DD" and nothing else
+    ({"question": "ok", "filters": {"since": "2025-06-01T00:00:00"}}, "filters.since"),
+    ({"question": "ok", "filters": {"until": "2025-06-01T00:00:00Z"}}, "filters.until"),
+    ({"question": "ok", "filters": {"until": "20250601"}}, "filters.until"),
+    ({"question": "ok", "filters": {"sources": [7]}}, "filters.sources.0"),
+    ({"question": "ok", "history": [{"question": 7}]}, "history.0.question"),
 ])
 def test_a_bad_request_gets_422_naming_the_field(client: TestClient, body: dict, field: str) -> None:
     response = client.post("/ask", json=body)
@@ -100,6 +109,35 @@ def test_a_body_that_is_not_json_gets_422(client: TestClient) -> None:
     response = client.post("/ask", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": "body", "message": "request body is not valid JSON"}]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), [
+    (b'{"question": "caf\xe9?"}', "application/json", 400, "request body is not valid UTF-8"),
+    (b'{"question": "ok", "filters": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", 400,
+     "request body is nested too deeply"),
+    ('{"question": "caf\u00e9?"}'.encode("latin-1"), "application/json; charset=latin-1", 415,
+     "request body must be UTF-8 JSON, not latin-1"),
+    ('{"question": "ok"}'.encode("utf-16"), "application/json; charset=utf-16", 415,
+     "request body must be UTF-8 JSON, not utf-16"),
+])
+def test_a_body_that_cannot_be_read_is_refused_naming_the_body(client: TestClient, body: bytes, content_type: str,
+                                                               status: int, message: str) -> None:
+    response = client.post("/ask", content=body, headers={"content-type": content_type})
+    assert response.status_code == status
+    assert response.json() == {"detail": f"body: {message}", "errors": [{"field": "body", "message": message}]}
+
+
+def test_utf8_charset_is_accepted(client: TestClient) -> None:
+    response = client.post("/ask", content=b'{"question": "Who is Lee?", "top_k": 1}',
+                           headers={"content-type": "application/json; charset=UTF-8"})
+    assert response.status_code == 200
+
+
+def test_json_responses_tell_browsers_not_to_sniff(client: TestClient) -> None:
+    for response in (client.get("/articles"), client.get("/articles/nope"), client.get("/healthz"),
+                     client.post("/ask", json={"question": "When did Ishiba and Lee talk?", "top_k": 1}),
+                     client.post("/ask", json={}), client.get("/openapi.json"), client.get("/no-such-page")):
+        assert response.headers["x-content-type-options"] == "nosniff", response.url
 
 
 def test_since_after_until_is_rejected(client: TestClient) -> None:

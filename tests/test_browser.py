@@ -395,3 +395,25 @@ def test_chat_fits_a_phone_screen(browser, server_url: str) -> None:
     screenshot(page, "chat-phone.png", full_page=False)
     assert page.errors == []
     page.context.close()
+
+
+def test_api_docs_work_offline_under_the_pages_policy(page, server_url: str) -> None:
+    """Swagger UI at /docs loads nothing from elsewhere, breaks no Content-Security-Policy rule, and tries a call."""
+    from playwright.sync_api import expect
+
+    elsewhere, console_errors = [], []
+    page.on("request", lambda request: None if request.url.startswith((server_url, "data:"))
+            else elsewhere.append(request.url))
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    page.goto("/docs")
+    operations = page.locator(".opblock-summary-path")
+    operations.first.wait_for()
+    assert {"/ask", "/articles", "/articles/{article_id}"} <= set(operations.all_inner_texts())
+    page.locator(".opblock-get .opblock-summary-path", has_text="/articles").first.click()
+    page.get_by_role("button", name="Try it out").click()
+    page.get_by_role("button", name="Execute").click()
+    responses = page.locator(".live-responses-table")
+    expect(responses.locator("tbody .response-col_status")).to_have_text("200")
+    expect(responses.locator("tbody .response-col_description")).to_contain_text("Jiji Press")
+    screenshot(page, "api-docs.png", full_page=False)
+    assert elsewhere == [] and console_errors == []

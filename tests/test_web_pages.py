@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from rag.errors import ArticleNotFoundError, IndexNotBuiltError
 from rag.types import Answer, Article, Corroboration, Filters, Reply, Turn
-from web.app import create_app, highlighted_paragraphs, paragraph_bounds, wants_html
+from web.app import HTML_HEADERS, create_app, highlighted_paragraphs, paragraph_bounds, wants_html
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 MARKUP = '<script>window.__pwned=1</script> and <img src=x onerror="window.__pwned=1">'
@@ -454,3 +454,125 @@ def test_chat_without_an_index_says_how_to_build_one() -> None:
         assert client.get("/articles").status_code == 503
         assert client.post("/ask", json={"question": "Who?"}).json() == {
             "detail": "no index in /tmp/nowhere: run `rag index` first"}
+
+
+# Strict query parameters
+
+@pytest.mark.parametrize("start", ["0.0", "1_000", "+5", " 5", "5e0", "true"])
+def test_highlight_offsets_must_be_plain_digits(client: TestClient, start: str) -> None:
+    response = client.get(f"/articles/{HOSTILE.id}", params={"start": start, "end": "10"},
+                          headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "start"
+
+
+# The no-JS form's errors
+
+@pytest.mark.parametrize(("form", "label"), [
+    ({"source": "x" * 201}, "Outlet"),
+    ({"since": "2025-02-30"}, "Published from"),
+    ({"until": "2025-06-01T00:00"}, "Published until"),
+    ({"question": "x" * 501}, "Your question"),
+])
+def test_form_errors_name_the_form_fields(client: TestClient, pipeline: FakePipeline, form: dict,
+                                          label: str) -> None:
+    response = client.post("/", data={"question": "How long?", **form})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    error = text_of(response.text).split("Sorry, that did not work: ")[1]
+    assert error.startswith(f"{label}: ")
+    assert "filters" not in error and "sources" not in error
+    assert pipeline.calls == []
+
+
+def history_state(question: str) -> str:
+    return json.dumps({"question": question, "no_answer": True, "answers": []})
+
+
+def test_history_field_too_long_for_the_api_is_dropped_like_any_tampered_turn(
+        client: TestClient, pipeline: FakePipeline) -> None:
+    response = client.post("/", data={"question": "And then?",
+                                      "history": [history_state("Earlier?"), history_state("x" * 2001)]})
+    assert response.status_code == 200
+    assert pipeline.calls[-1][1] == [Turn("Earlier?", "")]
+
+
+def test_form_with_too_many_fields_gets_a_page(client: TestClient, pipeline: FakePipeline) -> None:
+    body = "question=Hi&" + "&".join(f"history=x{i}" for i in range(1001))
+    response = client.post("/", content=body, headers={"content-type": "application/x-www-form-urlencoded",
+                                                       "accept": BROWSER_ACCEPT})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "too many fields" in text_of(response.text).lower()
+    assert pipeline.calls == []
+
+
+def test_multipart_form_is_answered_with_a_page(client: TestClient, pipeline: FakePipeline) -> None:
+    response = client.post("/", files={"question": (None, "How long was the call?"), "source": (None, "")})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert marks(response.text, "answer-span") == ["25 minutes"]
+
+
+def test_multipart_form_with_a_file_gets_a_page(client: TestClient, pipeline: FakePipeline) -> None:
+    response = client.post("/", files={"question": ("question.txt", b"How long was the call?")})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Sorry, that did not work" in response.text
+    assert pipeline.calls == []
+
+
+# Headers, hosts and URLs
+
+def test_static_files_tell_browsers_not_to_sniff(client: TestClient) -> None:
+    for name in ("chat.js", "article.js", "style.css"):
+        assert client.get(f"/static/{name}").headers["x-content-type-options"] == "nosniff"
+
+
+def test_json_api_returns_only_web_addresses(client: TestClient) -> None:
+    listed = {a["id"]: a["url"] for a in client.get("/articles").json()}
+    assert listed == {HOSTILE.id: None, JIJI.id: JIJI.url, OLDER.id: None}
+    assert client.get(f"/articles/{HOSTILE.id}").json()["url"] is None
+    [answer] = client.post("/ask", json={"question": "How long was the call?"}).json()["answers"]
+    assert answer["article"]["url"] is None
+    assert answer["also_reported_by"][0]["article"]["url"] == JIJI.url
+
+
+def test_trailing_slash_redirect_stays_on_a_trusted_host(client: TestClient) -> None:
+    redirect = client.get("/articles/", headers={"host": "localhost:8000"}, follow_redirects=False)
+    assert redirect.status_code == 307 and redirect.headers["location"] == "http://localhost:8000/articles"
+    refused = client.get("/articles/", headers={"host": "evil.example"}, follow_redirects=False)
+    assert refused.status_code == 400
+    assert "location" not in refused.headers and "evil.example" not in refused.text
+
+
+def test_trusted_hosts_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_TRUSTED_HOSTS", "news.example.org, *.example.net")
+    from rag.settings import get_settings
+
+    get_settings.cache_clear()
+    with TestClient(create_app(pipeline=FakePipeline(), warm_up=False)) as client:
+        for host, status in (("news.example.org", 200), ("a.example.net", 200), ("localhost", 400)):
+            assert client.get("/articles", headers={"host": host}).status_code == status, host
+
+
+# The API docs, offline
+
+def test_api_docs_load_everything_from_this_server_under_the_pages_policy(client: TestClient) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"] == HTML_HEADERS["Content-Security-Policy"]
+    html = response.text
+    assert "cdn" not in html.lower() and "https://" not in html
+    scripts = re.findall(r"<script\b([^>]*)>", html)
+    assert scripts and all('src="/' in attributes for attributes in scripts)  # no inline script
+    assets = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', html)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        if asset.startswith("data:"):
+            continue
+        assert asset.startswith("/"), asset
+        served = client.get(asset)
+        assert served.status_code == 200, asset
+        assert served.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/docs/oauth2-redirect").status_code == 404  # an inline-script page nothing here needs

@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Form, Query, Request, Response
+import fastapi_offline
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from rag.errors import ArticleNotFoundError, IndexNotBuiltError, IndexOutdatedError
 from rag.pipeline import Pipeline
@@ -22,9 +26,13 @@ from rag.serialize import reply_to_dict
 from rag.settings import get_settings
 from rag.types import ARTICLE_FIELDS, Article
 from web.admission import AdmissionLimits, AdmissionMiddleware
-from web.schemas import MAX_HISTORY, ArticleFull, ArticleMeta, AskRequest, AskResponse, Health, Ready
+from web.bodies import BodyError, StrictJSONRoute
+from web.headers import ResponseHeadersMiddleware
+from web.schemas import (MAX_HISTORY, ArticleFull, ArticleMeta, AskRequest, AskResponse, ErrorMessage, Health,
+                         HistoryTurn, InvalidRequest, Offset, Ready, web_address)
 
 HERE = Path(__file__).parent
+SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"  # Swagger UI's files, from a package: no CDN
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
 
@@ -38,6 +46,22 @@ HTML_HEADERS = {
 }
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 FIELD_LABELS = {name: name.capitalize() for name in ARTICLE_FIELDS}  # "Byline: Kei Kobayashi" in the chat
+# The chat form's labels for what an AskRequest built from it names (`filters.sources.0` is the Outlet menu).
+FORM_LABELS = {"question": "Your question", "filters.sources": "Outlet", "filters.since": "Published from",
+               "filters.until": "Published until", "filters": "Filters"}
+MAX_FORM_FIELDS = 1000
+
+# What each operation answers besides 200, as the handlers below write it.
+INVALID = {422: {"model": InvalidRequest, "description": "The request is invalid: each error names its field."}}
+UNREADABLE_BODY = {
+    400: {"model": InvalidRequest, "description": "The body is not valid UTF-8, or is nested too deeply."},
+    415: {"model": InvalidRequest, "description": "The Content-Type names a charset other than UTF-8."}}
+NO_INDEX = {503: {"model": ErrorMessage, "description": "There is no index to answer from yet (run `rag index`), "
+                                                        "or the server is busy (see `Retry-After`)."}}
+NOT_FOUND = {404: {"model": ErrorMessage, "description": "No article has this id (a page for a browser).",
+                   "content": {"text/html": {"schema": {"type": "string"}}}}}
+PAGE = {200: {"content": {"text/html": {"schema": {"type": "string"}}},
+              "description": "JSON, or a page for a client that prefers text/html."}}
 
 
 def get_pipeline(request: Request) -> Pipeline:
@@ -56,13 +80,22 @@ def _error_messages(errors: list[dict]) -> list[dict]:
     return [{"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in errors]
 
 
+def _invalid_request(errors: list[dict], status_code: int) -> JSONResponse:
+    """An `InvalidRequest` reply: the errors, and all of them on one line in `detail`."""
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=status_code)
+
+
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
     """422 with one plain message per field, naming it (`question: String should have at least 1 character`)."""
     errors = _error_messages(error.errors())
     if any(e.get("type") == "json_invalid" for e in error.errors()):
         errors = [{"field": "body", "message": "request body is not valid JSON"}]
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+    return _invalid_request(errors, 422)
+
+
+async def _unreadable_body(request: Request, error: BodyError) -> JSONResponse:
+    return _invalid_request([{"field": "body", "message": error.message}], error.status_code)
 
 
 async def _no_index(request: Request, error: Exception) -> JSONResponse:
@@ -135,7 +168,7 @@ def highlighted_paragraphs(text: str, start: int | None, end: int | None) -> lis
 
 def safe_url(url: str | None) -> str | None:
     """The article's own URL if it is a web address; anything else (`javascript:`...) is not linked."""
-    return url if url and re.match(r"https?://", url, re.I) else None
+    return web_address(url)
 
 
 def quote_parts(answer: dict) -> tuple[str, str, str]:
@@ -207,9 +240,12 @@ def earlier_reply(pipeline: Pipeline, state: str) -> dict | None:
         if not isinstance(data["question"], str):
             raise TypeError("question must be a string")
         answers = [_answer_from_state(pipeline, a) for a in data["answers"]]
-    except (ValueError, KeyError, TypeError, RecursionError, ArticleNotFoundError):
+        reply = {"question": data["question"], "no_answer": bool(data["no_answer"]), "took_ms": 0.0,
+                 "answers": answers}
+        HistoryTurn(question=reply["question"], answer=reply_answer_text(reply))  # one the API would take
+    except (ValueError, KeyError, TypeError, RecursionError, ArticleNotFoundError):  # ValidationError included
         return None
-    return {"question": data["question"], "no_answer": bool(data["no_answer"]), "took_ms": 0.0, "answers": answers}
+    return reply
 
 
 templates.env.globals.update(quote_parts=quote_parts, turn_state=turn_state, field_labels=FIELD_LABELS)
@@ -227,9 +263,15 @@ def _newest_first(articles: list[Article]) -> list[Article]:
     return sorted(articles, key=lambda a: (a.published or "", a.title), reverse=True)
 
 
+def _form_label(field: str) -> str:
+    """What the chat form calls a field of the AskRequest made from it (`filters.sources.0` is "Outlet")."""
+    return FORM_LABELS.get(re.sub(r"(\.[0-9]+)+$", "", field), field)
+
+
 def _chat_page(request: Request, pipeline: Pipeline, question: str | None, history: list[str], source: str,
-               since: str, until: str) -> HTMLResponse:
-    """The chat rendered on the server: earlier turns from the form's hidden fields, then the new reply."""
+               since: str, until: str, unreadable: str | None = None) -> HTMLResponse:
+    """The chat rendered on the server: earlier turns from the form's hidden fields, then the new reply (or why
+    the form could not be read)."""
     context = {"question": question or "", "source": source, "since": since, "until": until,
                "turns": [], "error": None, "outlets": []}
     try:
@@ -238,6 +280,8 @@ def _chat_page(request: Request, pipeline: Pipeline, question: str | None, histo
     except (IndexNotBuiltError, IndexOutdatedError) as error:
         return _render(request, "chat.html", {**context, "error": str(error)}, status_code=503)
     context["turns"] = turns
+    if unreadable:
+        return _render(request, "chat.html", {**context, "error": unreadable}, status_code=400)
     if question is None:
         return _render(request, "chat.html", context)
     filters = {"sources": [source] if source else [], "since": since or None, "until": until or None}
@@ -245,7 +289,7 @@ def _chat_page(request: Request, pipeline: Pipeline, question: str | None, histo
         body = AskRequest(question=question, history=[{"question": t["question"], "answer": reply_answer_text(t)}
                                                       for t in turns], filters=filters)
     except ValidationError as error:
-        message = "; ".join(f"{e['field']}: {e['message']}" for e in _error_messages(error.errors()))
+        message = "; ".join(f"{_form_label(e['field'])}: {e['message']}" for e in _error_messages(error.errors()))
         return _render(request, "chat.html", {**context, "error": message}, status_code=422)
     try:
         reply = pipeline.ask(body.question, body.turns(), body.top_k, body.filters.to_filters())
@@ -264,14 +308,20 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
             app.state.pipeline.watch()  # a new build is loaded, or a damaged one reported, between requests too
         yield
 
+    # /docs is served below from local files; ReDoc (CDN script, inline styles) is not offered.
     app = FastAPI(title="News QA", summary="Answers from the articles' own words, with citations.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.router.route_class = StrictJSONRoute
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(BodyError, _unreadable_body)
     app.add_exception_handler(IndexNotBuiltError, _no_index)
     app.add_exception_handler(IndexOutdatedError, _no_index)
     app.add_exception_handler(ArticleNotFoundError, _not_found)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(AdmissionMiddleware, limits=AdmissionLimits.from_settings(get_settings()))
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=get_settings().trusted_hosts)
+    app.add_middleware(ResponseHeadersMiddleware)  # outermost: on every response, a refused Host's too
+    app.mount("/docs-assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def chat(request: Request, pipeline: PipelineDep, q: str | None = None, source: str = "", since: str = "",
@@ -280,21 +330,33 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
         return _chat_page(request, pipeline, q, [], source, since, until)
 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
-    def chat_post(request: Request, pipeline: PipelineDep, question: Annotated[str, Form()] = "",
-                  history: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
-                  source: Annotated[str, Form()] = "", since: Annotated[str, Form()] = "",
-                  until: Annotated[str, Form()] = "") -> HTMLResponse:
-        """The chat form posted without JavaScript: the conversation so far rides in hidden fields."""
-        return _chat_page(request, pipeline, question, history, source, since, until)
+    async def chat_post(request: Request, pipeline: PipelineDep) -> HTMLResponse:
+        """The chat form posted without JavaScript: the conversation so far rides in hidden fields. Read here
+        rather than by FastAPI, so that a form it cannot take (a file, too many fields) still gets the page."""
+        try:
+            form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+        except HTTPException as error:
+            return await run_in_threadpool(_chat_page, request, pipeline, None, [], "", "", "",
+                                           f"the form could not be read: {error.detail}")
+        text = {name: str(form.get(name, "")) for name in ("question", "source", "since", "until")}  # no files
+        return await run_in_threadpool(_chat_page, request, pipeline, text["question"],
+                                       [str(state) for state in form.getlist("history")], text["source"],
+                                       text["since"], text["until"])
 
-    @app.post("/ask", response_model=AskResponse)
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        """The API docs (Swagger UI): its files from this server, started from a script file, under the pages'
+        Content-Security-Policy."""
+        return _render(request, "docs.html", {"openapi_url": app.openapi_url})
+
+    @app.post("/ask", response_model=AskResponse, responses={**UNREADABLE_BODY, **INVALID, **NO_INDEX})
     def ask(body: AskRequest, pipeline: PipelineDep) -> dict:
         """Answer a question with quotes from the articles (offsets index into `GET /articles/{id}` text)."""
         filters = body.filters.to_filters() if body.filters else None
         reply = pipeline.ask(body.question, body.turns(), body.top_k, filters)
         return reply_to_dict(reply)
 
-    @app.get("/articles", response_model=list[ArticleMeta])
+    @app.get("/articles", response_model=list[ArticleMeta], responses={**PAGE, **NO_INDEX})
     def articles(request: Request, response: Response, pipeline: PipelineDep) -> list[dict] | HTMLResponse:
         """Every article, newest first (a page for a browser, JSON for anything else)."""
         items = _newest_first(pipeline.articles())
@@ -303,10 +365,11 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
         response.headers["Vary"] = "Accept"
         return [a.meta() for a in items]
 
-    @app.get("/articles/{article_id}", response_model=ArticleFull)
+    @app.get("/articles/{article_id}", response_model=ArticleFull,
+             responses={**PAGE, **NOT_FOUND, **INVALID, **NO_INDEX})
     def article(request: Request, response: Response, article_id: str, pipeline: PipelineDep,
-                start: Annotated[int | None, Query(ge=0, description="Page only: highlight from here.")] = None,
-                end: Annotated[int | None, Query(ge=0, description="Page only: highlight up to here.")] = None,
+                start: Annotated[Offset | None, Query(description="Page only: highlight from here.")] = None,
+                end: Annotated[Offset | None, Query(description="Page only: highlight up to here.")] = None,
                 ) -> dict | HTMLResponse:
         """One article with its text; a browser gets a page with `text[start:end]` highlighted."""
         if not wants_html(request):

@@ -2,15 +2,55 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 from rag.types import Filters, Turn
 
 MAX_HISTORY = 20  # earlier turns a request may carry
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INTEGER = re.compile(r"-?[0-9]+")
+_WEB_ADDRESS = re.compile(r"https?://", re.I)
 
-Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+def _date_only(value: object) -> object:
+    """A date is "YYYY-MM-DD" and nothing else (pydantic alone also takes 0, timestamps and midnight datetimes)."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value) or type(value) is dt.date:
+        return value
+    raise PydanticCustomError("date_format", "Input should be a date in the format YYYY-MM-DD")
+
+
+def _digits_only(value: object) -> object:
+    """A number in a query string is plain digits (int() alone also takes "0.0", "1_000" and "+5")."""
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        raise PydanticCustomError("int_digits", "Input should be a whole number written in digits")
+    return value
+
+
+def web_address(url: str | None) -> str | None:
+    """The URL if it is a web address (http or https); anything else (`javascript:`...) is never handed on."""
+    return url if url and _WEB_ADDRESS.match(url) else None
+
+
+def _stripped(value: str) -> str:
+    if not value.strip():  # Python's whitespace is wider than the pattern's (U+001C to U+001F)
+        raise PydanticCustomError("string_blank", "String should not be blank")
+    return value.strip()
+
+
+def text(max_length: int) -> object:
+    """Non-blank text of at most `max_length` characters as sent (so the schema says it truly), then stripped."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_length, pattern=r"\S"),
+                     AfterValidator(_stripped)]
+
+
+Question = text(500)
+DateOnly = Annotated[dt.date, BeforeValidator(_date_only)]
+Offset = Annotated[int, Field(ge=0), BeforeValidator(_digits_only)]  # the bound first, or the schema loses it
 
 
 class HistoryTurn(BaseModel):
@@ -21,10 +61,9 @@ class HistoryTurn(BaseModel):
 
 class FiltersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sources: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]] = Field(
-        default_factory=list, max_length=50)
-    since: dt.date | None = None
-    until: dt.date | None = None
+    sources: list[text(200)] = Field(default_factory=list, max_length=50)  # type: ignore[valid-type]
+    since: DateOnly | None = None
+    until: DateOnly | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "FiltersIn":
@@ -42,7 +81,7 @@ class AskRequest(BaseModel):
         {"question": "How long was the phone call between Ishiba and Lee?", "top_k": 3}]})
     question: Question
     history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY)
-    top_k: int = Field(3, ge=1, le=10)
+    top_k: StrictInt = Field(3, ge=1, le=10)
     filters: FiltersIn | None = None
 
     def turns(self) -> list[Turn]:
@@ -54,7 +93,12 @@ class ArticleMeta(BaseModel):
     title: str
     source: str
     published: str | None
-    url: str | None
+    url: str | None = Field(description="The article's web address (http or https); null when it has none.")
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _only_web_addresses(cls, url: str | None) -> str | None:
+        return web_address(url)
 
 
 class ArticleFull(ArticleMeta):
@@ -125,3 +169,22 @@ class Ready(BaseModel):
     status: Literal["ready", "unavailable"]
     build: str | None
     reason: str | None = Field(None, description="Why no index, or not the newest build, is served.")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where in the request: a dotted path (`question`, `filters.since`, "
+                                   "`history.0.question`, `start`) or `body` for the body as a whole.")
+    message: str
+
+
+class InvalidRequest(BaseModel):
+    """A request refused before it was answered: what is wrong, field by field."""
+
+    detail: str = Field(description="Every error on one line: `field: message; field: message`.")
+    errors: list[FieldError]
+
+
+class ErrorMessage(BaseModel):
+    """An error about the request as a whole: no such article, no index to answer from."""
+
+    detail: str
