@@ -25,7 +25,7 @@ def _date_only(value: object) -> object:
 
 
 def _digits_only(value: object) -> object:
-    """A number in a query string is plain digits (int() alone also takes "0.0", "1_000" and "+5")."""
+    """A number in a query string is digits, after a minus at most (int() alone also takes "0.0", "1_000", "+5")."""
     if isinstance(value, str) and not _INTEGER.fullmatch(value):
         raise PydanticCustomError("int_digits", "Input should be a whole number written in digits")
     return value
@@ -49,6 +49,7 @@ def text(max_length: int) -> object:
 
 
 Question = text(500)
+Source = text(200)
 DateOnly = Annotated[dt.date, BeforeValidator(_date_only)]
 Offset = Annotated[int, Field(ge=0), BeforeValidator(_digits_only)]  # the bound first, or the schema loses it
 
@@ -61,7 +62,7 @@ class HistoryTurn(BaseModel):
 
 class FiltersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sources: list[text(200)] = Field(default_factory=list, max_length=50)  # type: ignore[valid-type]
+    sources: list[Source] = Field(default_factory=list, max_length=50)
     since: DateOnly | None = None
     until: DateOnly | None = None
 
