@@ -23,6 +23,7 @@ ROOT = BENCH.parent
 STEPS = [  # (name, script, how it takes its output path)
     ("latency", "latency.py", "--json"),
     ("load", "load.py", "--json"),
+    ("faults", "faults.py", "--json"),
     ("answer_quality", "squad.py", "--json"),
     ("dev_questions", "dev_questions.py", "--json"),
     ("retrieval", "retrieval.py", "--json"),
@@ -154,6 +155,9 @@ def targets(results: dict) -> list[tuple[str, str, str, str]]:
     add("100 clients: /ask p50 of the answered (ms)", "(reported)", lambda: load[-1]["p50_ms"], lambda v: True)
     add("100 clients: /healthz p99 (ms)", "< 100", lambda: load[-1]["healthz_p99_ms"], lambda v: v < 100)
     add("8, 32 and 100 clients: errors (not 200 or 503)", "0", lambda: sum(r["errors"] for r in load),
+        lambda v: v == 0)
+    faults = results.get("faults") or {}
+    add("index faults under a running server: requests failed", "0", lambda: faults["requests_failed"],
         lambda v: v == 0)
     for dataset in ("time_news_1963", "scifact"):
         add(f"{dataset}: our search p50 / fastest peer's", "< 1", lambda ds=dataset: latency_vs_peer(

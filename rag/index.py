@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 
 from rag import embedding, lexical, nlp, vectors
 from rag.chunking import SPLITTER_VERSION, chunk_sentences, split_sentences
-from rag.errors import (ArticleFormatError, IndexBusyError, IndexDamagedError, IndexNotBuiltError, IndexNotWritableError,
-                        IndexOutdatedError, ModelMismatchError)
+from rag.errors import (ArticleFormatError, IndexBusyError, IndexDamagedError, IndexNotBuiltError,
+                        IndexNotWritableError, IndexOutdatedError, ModelMismatchError)
 from rag.ingest import content_hash, scan_corpus
 from rag.settings import Settings
 from rag.storage import DamagedFileError, RowFile, TextFile, write_texts
@@ -286,6 +286,8 @@ def index_fingerprint(index_dir: Path) -> tuple:
         current = (index_dir / "CURRENT").read_bytes()
     except FileNotFoundError:
         return ()
+    except OSError as error:  # a directory, unreadable: loading will say so
+        return ("unreadable", repr(error))
     name = current.decode("utf-8", errors="replace").strip()
     files = []
     if _BUILD_NAME.fullmatch(name):
@@ -293,7 +295,7 @@ def index_fingerprint(index_dir: Path) -> tuple:
             for file_name in names:
                 try:
                     stat = os.stat(os.path.join(root, file_name))
-                except FileNotFoundError:
+                except OSError:
                     continue
                 files.append((root, file_name, stat.st_size, stat.st_mtime_ns, stat.st_ino))
     return current, tuple(sorted(files))
@@ -687,7 +689,7 @@ def _prune(index_dir: Path) -> None:
     leftovers = [*index_dir.glob(".CURRENT.*"), *builds.glob(".tmp-*"), *builds.glob(".write-test-*")]
     try:
         served = current_build(index_dir)
-    except IndexDamagedError:
+    except (IndexDamagedError, OSError):
         served = None  # nothing but leftovers can be told apart
     if served is not None:
         complete = sorted(p for p in builds.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -30,7 +30,7 @@ def _stamp(index_dir: Path) -> tuple[int, int, int] | None:
     """CURRENT's inode, time and size: replacing or rewriting it changes them (one stat, checked per request)."""
     try:
         stat = os.stat(index_dir / "CURRENT")
-    except FileNotFoundError:
+    except OSError:
         return None
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
@@ -63,8 +63,8 @@ class Pipeline:
             finally:
                 self._lock.release()
         served, problem = self._served, self._problem
-        if served is None:
-            raise problem or IndexDamagedError(str(self.index_dir), "not loaded")
+        if served is None:  # raised afresh: the same exception raised again would grow its traceback each time
+            raise (problem or IndexDamagedError(str(self.index_dir), "not loaded")).with_traceback(None)
         return served
 
     def _refresh(self) -> None:
@@ -104,8 +104,11 @@ class Pipeline:
 
         def run() -> None:
             while (pipeline := pipeline_ref()) is not None:
-                with pipeline._lock:
-                    pipeline._refresh()
+                try:
+                    with pipeline._lock:
+                        pipeline._refresh()
+                except Exception:  # never expected (_refresh catches load errors); the watcher must not die of it
+                    log.exception("looking for a new index build failed")
                 del pipeline
                 time.sleep(seconds)
 
