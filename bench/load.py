@@ -9,7 +9,8 @@ client does. Meanwhile one more client, in a process of its own, asks /healthz e
 
 Per level: answered requests per second, p50/p95/p99 of the answered requests' time, the 503s and the
 p99 of their time (they should come at once), errors (any other status, timeouts, connection errors), the
-server's resident memory after the level (VmRSS), and /healthz p50/p99 under that load.
+server's resident memory after the level (VmRSS), and /healthz p50/p99 under that load. A first level with
+no clients times /healthz alone: on a shared machine, the baseline the others compare with.
 
 Then the same levels with the bound lifted (`--max-active 10000`), i.e. every request admitted as before
 issue 18 item 13 (skipped with --quick or --bounded-only).
@@ -40,7 +41,7 @@ from rag.index import build_index  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from web.admission import AdmissionLimits  # noqa: E402
 
-LEVELS = (8, 32, 100)
+LEVELS = (0, 8, 32, 100)  # 0: /healthz alone, the machine's own baseline
 SECONDS, QUICK_SECONDS = 15.0, 2.0
 HEALTH_INTERVAL_S = 0.05
 CLIENT_TIMEOUT_S = 120.0
@@ -118,6 +119,7 @@ def run_level(base_url: str, texts: list[str], clients: int, seconds: float, ser
         thread.start()
     for thread in threads:
         thread.join()
+    time.sleep(max(0.0, deadline - time.perf_counter()))  # with no clients, the probe alone for the time
     elapsed = time.perf_counter() - started
     stop.set()
     health, health_failures = health_results.get(timeout=60)
@@ -164,6 +166,10 @@ def table(rows: list[dict]) -> str:
               "RSS MB", "/healthz p50 ms", "/healthz p99 ms"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
     for r in rows:
+        if not r["clients"]:
+            lines.append(f"| 0 (/healthz alone) | | | | | | | | {r['rss_mb']:.0f} | {r['healthz_p50_ms']:.1f} | "
+                         f"{r['healthz_p99_ms']:.1f} |")
+            continue
         lines.append(f"| {r['clients']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
                      f"{r['p99_ms']:.0f} | {r['busy_503']} | {r['busy_p99_ms']:.1f} | {r['errors']} | "
                      f"{r['rss_mb']:.0f} | {r['healthz_p50_ms']:.1f} | {r['healthz_p99_ms']:.1f} |")
@@ -194,8 +200,8 @@ def main() -> None:
     print(f"`rag serve` on the seed corpus with its default limits on this machine: {limits.active} requests "
           f"answered at once, {limits.waiting} waiting, `Retry-After: {limits.retry_after_s}` past them. Each "
           f"level: that many clients asking /ask back to back for {seconds:g} s (a client told 503 waits its "
-          "Retry-After), one more asking /healthz every 50 ms. Times are the clients'; RSS is the server's "
-          "after the level.\n")
+          "Retry-After), one more asking /healthz every 50 ms (0 clients: it alone). Times are the clients'; RSS is "
+          "the server's after the level.\n")
     print(table(results["bounded"]["levels"]) + "\n")
     print(f"Peak RSS (VmHWM): {results['bounded']['peak_rss_mb']:.0f} MB.\n")
     if "unbounded" in results:
