@@ -124,7 +124,6 @@ class IndexData:
         self.sentence_table = read("sentences.npy", np.load)  # (n, 3): article, start, end
         self.span_ptr = read("span_ptr.npy", np.load)  # spans of sentence i: rows span_ptr[i]:span_ptr[i + 1]
         self.span_table = read("spans.npy", RowFile)  # (k, 5): start, end, "label|dep" code, head start, end
-        self.span_labels = self.manifest["span_labels"]
         self.chunk_vectors = read("chunk_vectors.npy", RowFile)
         self.sentence_vectors = read("sentence_vectors.npy", RowFile)
         self.texts = read("texts.bin", lambda path: TextFile(path.parent))
@@ -138,6 +137,7 @@ class IndexData:
         try:
             counts, dimensions = self.manifest["counts"], self.manifest["model"]["dimensions"]
             articles, chunks, sentences, spans = (counts[k] for k in ("articles", "chunks", "sentences", "spans"))
+            self.span_labels: list[str] = self.manifest["span_labels"]
         except (KeyError, TypeError) as error:
             raise IndexDamagedError(f"build {self.directory}", f"manifest.json lacks {error}") from None
         found = {
@@ -232,7 +232,11 @@ class IndexData:
 
 
 def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A JSON object (every JSON file of a build holds one)."""
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError(f"not a JSON object but {type(value).__name__}")
+    return value
 
 
 def _read_catalog(path: Path) -> list[Article]:
