@@ -85,45 +85,115 @@ def index_command(corpus_dir: Path | None, index_dir: Path | None, quiet: bool) 
 
 
 @main.command("add")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True, metavar="FILE_OR_URL...")
 @corpus_option
 @index_option
-@click.option("--force", is_flag=True, help="Replace a corpus file of the same name.")
+@click.option("--published", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Date (YYYY-MM-DD) for pages and feed entries that carry none; without it they are skipped.")
+@click.option("--source", "source", default=None,
+              help="Outlet name for every article added.  [default: the site name or the feed's title]")
+@click.option("--follow-links", is_flag=True,
+              help="For feeds: fetch each entry's page and take its full text instead of the feed's.")
+@click.option("--force", is_flag=True, help="Replace a corpus file of the same name (article files).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def add_command(files: tuple[Path, ...], corpus_dir: Path | None, index_dir: Path | None, force: bool,
+def add_command(sources: tuple[str, ...], corpus_dir: Path | None, index_dir: Path | None,
+                published: dt.datetime | None, source: str | None, follow_links: bool, force: bool,
                 quiet: bool) -> None:
-    """Copy article FILES into the corpus and update the index.
+    """Add news to the corpus and update the index.
 
-    Each file is checked first; one that cannot be read as an article (or that the index would pass over:
-    a README or a name starting with '.') is reported and not copied.
+    Each FILE_OR_URL is one of:
 
-    Exit status: 0 when every file was added and the whole corpus indexed, 3 when some were skipped, 1 on error.
+    \b
+    - an article file (.md, .json, .jsonl, .txt): checked, then copied into the corpus;
+    - a web page (.html, .htm): its article (without navigation, ads or comments), with title, author, date,
+      site name and canonical URL, is written into the corpus as Markdown;
+    - an RSS or Atom feed (.xml, .rss, .atom, told by content): one article per entry;
+    - a web archive (.warc, .warc.gz): one article per HTML page it holds;
+    - an http(s) URL of a page or feed: fetched (10 s, 5 MB, 5 redirects at most; no PDF or image).
+
+    A page that is not an article (a home page, a list of links) is skipped with the reason, and so is one without
+    a date unless --published gives it. An article whose URL is already in the corpus replaces the older version,
+    keeping its id. Prints one summary line: added, updated, unchanged, skipped by reason.
+
+    Exit status: 0 when everything was added and the whole corpus indexed, 3 when something was skipped, 1 on error.
     """
-    from rag.ingest import ignored_name_reason, read_article_file
+    from tqdm.auto import tqdm
+
+    from rag.corpus_writer import save_articles, skipped_reasons
+    from rag.news import Converted, convert_path, convert_url
 
     corpus_dir, index_dir = _dirs(corpus_dir, index_dir)
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    copied = 0
-    for path in files:
-        target = corpus_dir / path.name
-        ignored = ignored_name_reason(Path(path.name))
-        if ignored:
-            click.echo(f"not added {path}: {ignored}", err=True)
-            continue
+    options = {"published": published.date().isoformat() if published else None, "source": source,
+               "follow_links": follow_links, "progress": not quiet}
+    found = Converted()
+    copied = {"added": 0, "updated": 0, "unchanged": 0}
+    for item in tqdm(sources, desc="reading", unit="item", leave=False, disable=quiet or len(sources) <= 3):
         try:
-            read_article_file(path, max_bytes=get_settings().max_article_bytes)
-        except ArticleFormatError as error:
-            click.echo(f"not added {error}", err=True)
-            continue
-        if target.exists() and not force and target.read_bytes() != path.read_bytes():
-            click.echo(f"not added {path}: {target} exists with other content (use --force to replace it)", err=True)
-            continue
-        shutil.copyfile(path, target)
-        copied += 1
-    click.echo(f"copied {copied} of {len(files)} files into {corpus_dir}")
+            if "://" in item[:10]:
+                found.extend(convert_url(item, **options) if item[:8].lower().startswith(("http://", "https://"))
+                             else Converted(skipped=[(item, "only http(s) URLs are fetched")]))
+            elif not Path(item).is_file():
+                found.skipped.append((item, "no such file"))
+            elif _is_article_file(Path(item)):
+                state, problem = _copy_article_file(Path(item), corpus_dir, force)
+                if problem:
+                    found.skipped.append((item, problem))
+                else:
+                    copied[state] += 1
+            else:
+                found.extend(convert_path(Path(item), **options))
+        except ValueError as error:  # --source "  "
+            raise click.BadParameter(str(error)) from None
+    report = save_articles(found.articles, corpus_dir)
+    skipped = found.skipped + report.skipped
+    for label, reason in skipped:
+        click.echo(f"not added {label}: {reason}", err=True)
+    reasons = ", ".join(f"{count} {reason}" for reason, count in skipped_reasons(skipped).most_common())
+    click.echo(f"{len(report.added) + copied['added']} added, {len(report.updated) + copied['updated']} updated, "
+               f"{len(report.unchanged) + copied['unchanged']} unchanged, {len(skipped)} skipped"
+               + (f" ({reasons})" if reasons else "") + f" into {corpus_dir}")
+    if found.passed_over:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in found.passed_over.most_common())
+        click.echo(f"passed over {sum(found.passed_over.values())} WARC records that are not HTML pages ({kinds})")
     _run_index(corpus_dir, index_dir, quiet)
-    if copied < len(files):
+    if skipped:
         sys.exit(EXIT_SKIPPED)
+
+
+def _is_article_file(path: Path) -> bool:
+    """An article file in one of the corpus formats, copied as it is (a .txt or .json page or feed is converted)."""
+    from rag.ingest import SUPPORTED_SUFFIXES
+    from rag.news import detect_kind
+
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        return False
+    with open(path, "rb") as handle:
+        return detect_kind(handle.read(4096), "") is None
+
+
+def _copy_article_file(path: Path, corpus_dir: Path, force: bool) -> tuple[str, str | None]:
+    """Copy one article file into the corpus after reading it as the index will: (added/updated/unchanged, None)
+    or ("", why it was not copied)."""
+    from rag.ingest import ignored_name_reason, read_article_file
+
+    target = corpus_dir / path.name
+    ignored = ignored_name_reason(Path(path.name))
+    if ignored:
+        return "", ignored
+    try:
+        read_article_file(path, max_bytes=get_settings().max_article_bytes)
+    except ArticleFormatError as error:
+        return "", error.reason
+    if not target.exists():
+        shutil.copyfile(path, target)
+        return "added", None
+    if target.read_bytes() == path.read_bytes():
+        return "unchanged", None
+    if not force:
+        return "", f"{target} exists with other content (use --force to replace it)"
+    shutil.copyfile(path, target)
+    return "updated", None
 
 
 @main.command("import-digest")

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     read_timeout_s: float = Field(10.0, gt=0)
     keep_alive_s: int = Field(5, ge=1)
 
+    # Fetching news from the web (rag/fetch.py): each URL gets `fetch_timeout_s` in all, at most
+    # `fetch_max_bytes` of body (reading stops past it) and `fetch_max_redirects` redirects.
+    fetch_timeout_s: float = Field(10.0, gt=0)
+    fetch_max_bytes: int = Field(5_000_000, ge=1_000)
+    fetch_max_redirects: int = Field(5, ge=0)
+
 
 @lru_cache
 def get_settings() -> Settings:

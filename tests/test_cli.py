@@ -16,7 +16,7 @@ from tests.test_ingest import alias_bomb
 
 @pytest.mark.parametrize("command, phrase", [
     ("index", "Only new and changed articles are embedded again"),
-    ("add", "Copy article FILES into the corpus"),
+    ("add", "Add news to the corpus"),
     ("import-digest", "Split a news digest page"),
     ("ask", "--source"),
     ("serve", "--port"),
@@ -143,7 +143,7 @@ def test_add_says_which_files_would_not_be_indexed_and_exits_3(tmp_path: Path, s
     assert f"not added {readme}: a file named README is not read as an article; rename it" in result.output
     assert f"not added {hidden}: a file whose name starts with '.' is not read as an article; rename it" \
         in result.output
-    assert "copied 0 of 2 files" in result.output
+    assert "0 added, 0 updated, 0 unchanged, 2 skipped" in result.output
     assert "0 added, 0 changed, 0 removed, 5 unchanged" in result.output
     assert not (seed_corpus / "README.md").exists() and not (seed_corpus / ".visit.md").exists()
 
