@@ -119,7 +119,7 @@ def add_command(sources: tuple[str, ...], corpus_dir: Path | None, index_dir: Pa
     """
     from tqdm.auto import tqdm
 
-    from rag.corpus_writer import save_articles, skipped_reasons
+    from rag.corpus_writer import save_articles, summary_line
     from rag.news import Converted, convert_path, convert_url
 
     corpus_dir, index_dir = _dirs(corpus_dir, index_dir)
@@ -149,10 +149,8 @@ def add_command(sources: tuple[str, ...], corpus_dir: Path | None, index_dir: Pa
     skipped = found.skipped + report.skipped
     for label, reason in skipped:
         click.echo(f"not added {label}: {reason}", err=True)
-    reasons = ", ".join(f"{count} {reason}" for reason, count in skipped_reasons(skipped).most_common())
-    click.echo(f"{len(report.added) + copied['added']} added, {len(report.updated) + copied['updated']} updated, "
-               f"{len(report.unchanged) + copied['unchanged']} unchanged, {len(skipped)} skipped"
-               + (f" ({reasons})" if reasons else "") + f" into {corpus_dir}")
+    click.echo(summary_line(len(report.added) + copied["added"], len(report.updated) + copied["updated"],
+                            len(report.unchanged) + copied["unchanged"], skipped) + f" into {corpus_dir}")
     if found.passed_over:
         kinds = ", ".join(f"{count} {kind}" for kind, count in found.passed_over.most_common())
         click.echo(f"passed over {sum(found.passed_over.values())} WARC records that are not HTML pages ({kinds})")

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from rag.errors import ArticleFormatError
 from rag.ingest import (MARKDOWN_SUFFIXES, article_from_fields, article_to_markdown, corpus_files, read_article_file,
                         slugify, text_hash)
+from rag.settings import Settings, get_settings
 from rag.types import Article
 
 _TRACKING_PARAMETERS = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ocid", "cmpid")
@@ -28,14 +29,28 @@ class SaveReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """One line: "2 added, 1 updated, 0 unchanged, 1 skipped (1 no publication date on the page)"."""
+        return summary_line(len(self.added), len(self.updated), len(self.unchanged), self.skipped)
+
+
+def summary_line(added: int, updated: int, unchanged: int, skipped: list[tuple[str, str]]) -> str:
+    """Counts of what was added, updated, unchanged and skipped, the skipped counted by the kind of reason."""
+    reasons = ", ".join(f"{count} {reason}" for reason, count in skipped_reasons(skipped).most_common())
+    return f"{added} added, {updated} updated, {unchanged} unchanged, {len(skipped)} skipped" + \
+        (f" ({reasons})" if reasons else "")
+
 
 def url_key(url: str) -> str:
     """A URL as compared to find the same article again: scheme, host case, default port, fragment, trailing slash
     and tracking parameters (utm_*, fbclid...) do not make another article."""
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower()
-    if parts.port and parts.port not in (80, 443):
-        host = f"{host}:{parts.port}"
+    try:
+        if parts.port and parts.port not in (80, 443):
+            host = f"{host}:{parts.port}"
+    except ValueError:  # a port that is not a number
+        host = parts.netloc.lower()
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                        if not k.lower().startswith(_TRACKING_PARAMETERS)])
     path = parts.path.rstrip("/") or "/"
@@ -108,14 +123,13 @@ def _write_atomically(target: Path, content: str) -> None:
         raise
 
 
-def save_articles(articles: list[dict], corpus_dir: Path, *, max_bytes: int | None = None) -> SaveReport:
+def save_articles(articles: list[dict], corpus_dir: Path, *, settings: Settings | None = None) -> SaveReport:
     """Write each article (a dict of title, source, published, byline, section, url, text) as Markdown with front
     matter into corpus_dir. Each is validated like an article file (over-long fields are refused); a new one gets a
     file named from its date, outlet and title; one whose URL is already in the corpus replaces that file when it is
-    as new or newer, keeping its id. Text the corpus already holds under another URL is skipped."""
-    from rag.settings import get_settings
-
-    max_bytes = get_settings().max_article_bytes if max_bytes is None else max_bytes
+    as new or newer, keeping its id. Text the corpus already holds under another URL is skipped. Files over the
+    settings' max_article_bytes are refused, as the index would."""
+    max_bytes = (settings or get_settings()).max_article_bytes
     corpus_dir.mkdir(parents=True, exist_ok=True)
     report = SaveReport()
     directory = os.open(corpus_dir, os.O_RDONLY)
@@ -150,7 +164,7 @@ def _save_one(fields: dict, corpus_dir: Path, corpus: _Corpus, report: SaveRepor
         return
     same_text = corpus.by_text.get(text_hash(draft.text))
     if same_text:
-        raise ArticleFormatError(label, f"same text as article {same_text}, already in the corpus")
+        raise ArticleFormatError(label, f"same text as an article already in the corpus ({same_text})")
     stem = base = article_file_stem(vars(draft))
     number = 1
     while stem in corpus.ids or (corpus_dir / f"{stem}.md").exists():
@@ -169,14 +183,13 @@ def _replace(draft: Article, known: _Known, corpus_dir: Path, corpus: _Corpus, r
     old = known.article
     label = draft.url or draft.title
     if known.shared_file:
-        raise ArticleFormatError(label, f"an article with this url is in {old.path}, which holds several articles: "
-                                        "change it there")
+        raise ArticleFormatError(label, f"its url is in a file of several articles ({old.path}): change it there")
     if old.published and draft.published and draft.published < old.published:
         raise ArticleFormatError(label, f"older than the version in the corpus (article {old.id}, published "
                                         f"{old.published})")
     same_text = corpus.by_text.get(text_hash(draft.text))
     if same_text and same_text != old.id:
-        raise ArticleFormatError(label, f"same text as article {same_text}, already in the corpus")
+        raise ArticleFormatError(label, f"same text as an article already in the corpus ({same_text})")
     markdown = known.path.suffix.lower() in MARKDOWN_SUFFIXES
     target = known.path if markdown else known.path.parent / f"{old.id}.md"
     article = _article(draft, old.id, str(target.relative_to(corpus_dir)))
@@ -204,8 +217,8 @@ def _checked_markdown(article: Article, label: str, max_bytes: int) -> str:
 
 
 def skipped_reasons(skipped: list[tuple[str, str]]) -> Counter[str]:
-    """Skipped items counted by the kind of reason: the reason up to its first ':' or '('."""
+    """Skipped items counted by the kind of reason: the reason up to its first ': ' or ' ('."""
     counts: Counter[str] = Counter()
     for _, reason in skipped:
-        counts[reason.split(":")[0].split(" (")[0].strip()] += 1
+        counts[reason.split(": ")[0].split(" (")[0].strip()] += 1
     return counts

@@ -8,12 +8,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from rag.errors import RagError
+from rag.settings import Settings, get_settings
 
 USER_AGENT = "rag-news/0.1 (news question answering)"
 # What a URL may hold: a page, a feed (served under any of several XML types, sometimes as text/plain) or a WARC.
 ACCEPTED_TYPES = {
     "text/html", "application/xhtml+xml", "application/rss+xml", "application/atom+xml", "application/rdf+xml",
-    "application/xml", "text/xml", "application/feed+json", "text/plain", "application/warc",
+    "application/xml", "text/xml", "application/feed+json", "text/plain", "application/warc", "application/gzip",
+    "application/x-gzip", "application/octet-stream",
 }
 _REFUSED_KINDS = {"application/pdf": "a PDF", "image/": "an image", "audio/": "audio", "video/": "a video",
                   "font/": "a font", "application/zip": "a zip archive", "application/json": "JSON data"}
@@ -62,33 +64,29 @@ def check_url(url: str) -> str:
     return url
 
 
-def fetch(url: str, *, timeout_s: float | None = None, max_bytes: int | None = None,
-          max_redirects: int | None = None, client: httpx.Client | None = None) -> Fetched:
-    """GET one URL: at most `timeout_s` in all, `max_redirects` redirects and `max_bytes` of body (reading stops
-    past it). A non-2xx status, a refused content type (a PDF, an image), a timeout, a redirect loop or a
-    network error raises FetchError with the reason. Limits default to the settings (10 s, 5 MB, 5)."""
-    from rag.settings import get_settings
+def make_client(settings: Settings | None = None) -> httpx.Client:
+    """An HTTP client for fetch(), to share connections across many fetches (a feed's entries); close it after."""
+    settings = settings or get_settings()
+    return httpx.Client(max_redirects=settings.fetch_max_redirects, headers={
+        "User-Agent": USER_AGENT,
+        "Accept": "text/html, application/xhtml+xml, application/rss+xml, application/atom+xml, "
+                  "application/xml;q=0.9, */*;q=0.1"})
 
-    settings = get_settings()
-    timeout_s = settings.fetch_timeout_s if timeout_s is None else timeout_s
-    max_bytes = settings.fetch_max_bytes if max_bytes is None else max_bytes
-    max_redirects = settings.fetch_max_redirects if max_redirects is None else max_redirects
-    if timeout_s <= 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-    if max_bytes < 1:
-        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
-    if max_redirects < 0:
-        raise ValueError(f"max_redirects must be >= 0, got {max_redirects}")
+
+def fetch(url: str, *, settings: Settings | None = None, client: httpx.Client | None = None) -> Fetched:
+    """GET one URL within the settings' limits: `fetch_timeout_s` in all (10 s), `fetch_max_redirects` redirects (5)
+    and `fetch_max_bytes` of body (5 MB; reading stops past it). A status other than 2xx, a refused content type
+    (a PDF, an image), a timeout, a redirect loop or a network error raises FetchError with the reason. `client`
+    reuses connections across calls; one is made (and closed) otherwise."""
+    settings = settings or get_settings()
+    timeout_s, max_bytes = settings.fetch_timeout_s, settings.fetch_max_bytes
+    max_redirects = settings.fetch_max_redirects
     try:
         url = check_url(url)
     except ValueError as error:
         raise FetchError(url, str(error)) from None
     own_client = client is None
-    if client is None:
-        client = httpx.Client(max_redirects=max_redirects, headers={
-            "User-Agent": USER_AGENT,
-            "Accept": "text/html, application/xhtml+xml, application/rss+xml, application/atom+xml, "
-                      "application/xml;q=0.9, */*;q=0.1"})
+    client = client or make_client(settings)
     deadline = time.monotonic() + timeout_s
     try:
         with client.stream("GET", url, follow_redirects=True, timeout=httpx.Timeout(timeout_s)) as response:
@@ -97,7 +95,7 @@ def fetch(url: str, *, timeout_s: float | None = None, max_bytes: int | None = N
         raise FetchError(url, f"more than {max_redirects} redirects (a redirect loop?)") from None
     except httpx.TimeoutException:
         raise FetchError(url, f"timed out after {timeout_s:g} s") from None
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
         raise FetchError(url, f"network error: {type(error).__name__}: {error}".rstrip(": ")) from None
     finally:
         if own_client:

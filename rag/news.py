@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
+from rag.corpus_writer import SaveReport, save_articles
+from rag.settings import Settings, get_settings
+
+__all__ = ["Converted", "SaveReport", "convert_bytes", "convert_path", "convert_url", "detect_kind", "save_articles"]
+
 ARTICLE_FIELDS = ("title", "source", "published", "byline", "section", "url", "text")
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".rdf"}
@@ -256,11 +261,12 @@ def _entry_label(name: str, number: int, entry: dict) -> str:
 
 
 def _convert_feed(data: bytes, name: str, *, url: str | None, published: str | None, source: str | None,
-                  follow_links: bool, progress: bool) -> Converted:
+                  follow_links: bool, progress: bool, settings: Settings) -> Converted:
     import feedparser
 
     converted = Converted()
-    parsed = feedparser.parse(data, response_headers={"content-location": url} if url else None)
+    # A stream, never bytes or str: feedparser would open a string that names a file or URL.
+    parsed = feedparser.parse(io.BytesIO(data), response_headers={"content-location": url} if url else None)
     if not parsed.get("version") and not parsed.entries:
         problem = parsed.get("bozo_exception")
         converted.skipped.append((name, "not a readable RSS or Atom feed" + (f" ({problem})" if problem else "")))
@@ -274,16 +280,18 @@ def _convert_feed(data: bytes, name: str, *, url: str | None, published: str | N
     client = None
     with ExitStack() as stack:
         if follow_links:
-            import httpx
-            from tqdm import tqdm
+            from tqdm.auto import tqdm
 
-            client = stack.enter_context(httpx.Client())
+            from rag.fetch import make_client
+
+            client = stack.enter_context(make_client(settings))
             entries = iter(tqdm(list(entries), desc="following links", unit="page", leave=False,
                                 disable=not progress or len(parsed.entries) <= 3))
         for number, entry in entries:
             label = _entry_label(name, number, entry)
             try:
-                article = (_followed_entry(entry, client, published=published, source=source) if follow_links
+                article = (_followed_entry(entry, client, published=published, source=source, settings=settings)
+                           if follow_links
                            else _entry_article(entry, published=published, source=feed_source))
             except _NotAnArticle as error:
                 converted.skipped.append((label, error.reason))
@@ -307,7 +315,8 @@ def _entry_article(entry: dict, *, published: str | None, source: str | None) ->
             "section": tags[0] if tags else None, "url": entry.get("link") or None, "text": text}
 
 
-def _followed_entry(entry: dict, client: object, *, published: str | None, source: str | None) -> dict:
+def _followed_entry(entry: dict, client: object, *, published: str | None, source: str | None,
+                    settings: Settings) -> dict:
     """The entry's own page, fetched and extracted like any page; the entry's date stands in for a missing one."""
     from rag.fetch import FetchError, fetch
 
@@ -315,7 +324,7 @@ def _followed_entry(entry: dict, client: object, *, published: str | None, sourc
     if not link:
         raise _NotAnArticle("the entry has no link to follow")
     try:
-        page = fetch(link, client=client)  # type: ignore[arg-type]
+        page = fetch(link, settings=settings, client=client)  # type: ignore[arg-type]
     except FetchError as error:
         raise _NotAnArticle(f"following its link: {error.reason}") from None
     if detect_kind(page.content, page.url, page.content_type) != "html":
@@ -394,7 +403,8 @@ def _convert_warc(buffer: bytes | mmap.mmap, stream: BinaryIO, name: str, *, pub
         except (ArchiveLoadFailed, EOFError, OSError, zlib.error, ValueError) as error:
             at = max(position, iterator.offset or 0)
             number += 1
-            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            reason = "".join(c if c.isascii() and c.isprintable() else "?" for c in " ".join(str(error).split()))
+            reason = reason[:120] or type(error).__name__
             converted.skipped.append((f"{name} record {number} (at byte {at:,})", f"unreadable: {reason}"))
             resume = _next_record_start(buffer, at + 1, compressed)
         if resume <= position:
@@ -462,22 +472,26 @@ def _warc_page(record: object, body: bytes, converted: Converted, label: str, *,
 
 def convert_bytes(data: bytes, name: str, content_type: str | None = None, *, url: str | None = None,
                   published: str | None = None, source: str | None = None, follow_links: bool = False,
-                  progress: bool = False) -> Converted:
+                  progress: bool = False, settings: Settings | None = None) -> Converted:
     """Articles from a web page, a feed or a WARC held in memory, told apart by content (then `name`'s suffix and
     `content_type`). `url` is where it came from; `published` (YYYY-MM-DD) stands in for a missing date; `source`
-    names the outlet of every article; `follow_links` fetches each feed entry's page for its full text."""
+    names the outlet of every article; `follow_links` fetches each feed entry's page for its full text (with a
+    progress bar if `progress`). What is not an article is skipped with the reason; a bad option raises ValueError."""
     published, source = check_published(published), _check_source(source)
+    settings = settings or get_settings()
     kind = detect_kind(data, name, content_type)
     if kind == "html":
+        if len(data) > settings.fetch_max_bytes:
+            return Converted(skipped=[(name, f"page is over the {settings.fetch_max_bytes:,}-byte limit")])
         return _convert_html(data, name, url=url, published=published, source=source)
     if kind == "feed":
         return _convert_feed(data, name, url=url, published=published, source=source, follow_links=follow_links,
-                             progress=progress)
+                             progress=progress, settings=settings)
     if kind == "warc":
         if data[:3] == _GZIP_MEMBER_START:
             data = _gunzip_whole_file(data)  # a .warc.gz compressed as one member, not one per record
         return _convert_warc(data, io.BytesIO(data), name, published=published, source=source,
-                             max_record_bytes=_max_page_bytes())
+                             max_record_bytes=settings.fetch_max_bytes)
     return Converted(skipped=[(name, "not a web page, an RSS or Atom feed or a WARC file")])
 
 
@@ -496,42 +510,40 @@ def _gunzip_whole_file(data: bytes) -> bytes:
         return data
 
 
-def _max_page_bytes() -> int:
-    from rag.settings import get_settings
-
-    return get_settings().fetch_max_bytes
-
-
-def convert_path(path: Path, **options: object) -> Converted:
-    """Articles from a file: an HTML page, an RSS or Atom feed or a WARC (.warc or .warc.gz, read without loading it
-    whole). Options as for convert_bytes."""
+def convert_path(path: Path, *, published: str | None = None, source: str | None = None, follow_links: bool = False,
+                 progress: bool = False, settings: Settings | None = None) -> Converted:
+    """Articles from a file: an HTML page, an RSS or Atom feed, or a WARC (.warc or .warc.gz, mapped rather than
+    read whole). Options as for convert_bytes."""
+    published, source = check_published(published), _check_source(source)
+    settings = settings or get_settings()
     name = str(path)
-    published, source = check_published(options.get("published")), _check_source(options.get("source"))
     with open(path, "rb") as handle:
         head = handle.read(4096)
-        if detect_kind(head, name) == "warc" and path.stat().st_size > 0:
-            compressed = head[:3] == _GZIP_MEMBER_START
-            if not compressed or _gunzip_whole_file(head) is head:
+        if detect_kind(head, name) == "warc":
+            if head[:3] != _GZIP_MEMBER_START or _gunzip_whole_file(head) is head:
                 with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
                     return _convert_warc(buffer, handle, name, published=published, source=source,
-                                         max_record_bytes=_max_page_bytes())
-        handle.seek(0)
-        limit = _max_page_bytes()
-        data = handle.read() if detect_kind(head, name) == "warc" else handle.read(limit + 1)
-    if len(data) > limit and detect_kind(head, name) != "warc":
-        return Converted(skipped=[(name, f"file is over the {limit:,}-byte limit for a page or feed")])
-    return convert_bytes(data, name, **options)  # type: ignore[arg-type]
+                                         max_record_bytes=settings.fetch_max_bytes)
+            data = head + handle.read()
+        else:
+            data = head + handle.read(settings.fetch_max_bytes + 1 - len(head))
+            if len(data) > settings.fetch_max_bytes:
+                return Converted(skipped=[(name, f"file is over the {settings.fetch_max_bytes:,}-byte limit for a "
+                                                 "page or feed")])
+    return convert_bytes(data, name, published=published, source=source, follow_links=follow_links,
+                         progress=progress, settings=settings)
 
 
-def convert_url(url: str, **options: object) -> Converted:
-    """Articles from a URL, fetched with rag.fetch's limits (10 s, 5 MB, 5 redirects, no PDF or image); a URL that
-    cannot be fetched is skipped with the reason. Options as for convert_bytes."""
+def convert_url(url: str, *, published: str | None = None, source: str | None = None, follow_links: bool = False,
+                progress: bool = False, settings: Settings | None = None) -> Converted:
+    """Articles from a URL of a page, feed or WARC, fetched within the settings' limits (10 s, 5 MB, 5 redirects; no
+    PDF or image): one that cannot be fetched is skipped with the reason. Options as for convert_bytes."""
     from rag.fetch import FetchError, fetch
 
-    check_published(options.get("published"))
-    _check_source(options.get("source"))
+    published, source = check_published(published), _check_source(source)
     try:
-        page = fetch(url)
+        page = fetch(url, settings=settings)
     except FetchError as error:
         return Converted(skipped=[(url, error.reason)])
-    return convert_bytes(page.content, page.url, page.content_type, url=page.url, **options)  # type: ignore[arg-type]
+    return convert_bytes(page.content, page.url, page.content_type, url=page.url, published=published,
+                         source=source, follow_links=follow_links, progress=progress, settings=settings)

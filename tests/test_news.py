@@ -1,13 +1,22 @@
 """News from the web into the corpus: pages, feeds, web archives and URLs (rag.news, rag.fetch, rag.corpus_writer)."""
 from __future__ import annotations
 
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
 
 from rag.corpus_writer import save_articles, url_key
+from rag.fetch import FetchError, fetch
 from rag.ingest import read_article_file, scan_corpus
-from rag.news import convert_bytes, convert_path, detect_kind
+from rag.news import convert_bytes, convert_path, convert_url, detect_kind
+from rag.settings import Settings
 
 NEWS = Path(__file__).parent / "data" / "news"
 SOLAR_URL = "https://www.northshore-gazette.example/news/2025/06/12/floating-solar-farm-merrow"
@@ -214,10 +223,306 @@ def test_articles_the_corpus_would_refuse_are_skipped_with_the_reason(tmp_path: 
         ("https://example.org/a", "source is 201 characters, over the 200-character limit"),
         ("https://example.org/b", "empty body: the article has no text"),
         ("javascript:alert(1)", "url must be an http(s) URL, got 'javascript:alert(1)'"),
-        ("https://example.org/copy", f"same text as article {solar_id}, already in the corpus"),
+        ("https://example.org/copy", f"same text as an article already in the corpus ({solar_id})"),
     ]
 
 
 def test_url_key_ignores_what_does_not_make_another_page() -> None:
     assert url_key("HTTP://Example.org:80/a/b/?utm_source=x&id=3#top") == url_key("https://example.org/a/b?id=3")
     assert url_key("https://example.org/a?id=3") != url_key("https://example.org/a?id=4")
+
+
+# Web archives
+
+
+def warc_response(writer: WARCWriter, uri: str, body: bytes, content_type: str = "text/html; charset=utf-8",
+                  status: str = "200 OK", date: str = "2025-06-03T10:00:00Z", **warc_headers: str) -> None:
+    http = StatusAndHeaders(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+                            protocol="HTTP/1.1")
+    writer.write_record(writer.create_warc_record(uri, "response", payload=io.BytesIO(body), http_headers=http,
+                                                  warc_headers_dict={"WARC-Date": date, **warc_headers}))
+
+
+def build_warc(compressed: bool) -> tuple[bytes, list[int]]:
+    """A crawl of four sites: two article pages, one without a date of its own, with around them the records a
+    crawler writes (warcinfo, a request, an image, a 404 page, a page it cut short itself) and a third article
+    last. Returns the file and where each record starts."""
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=compressed)
+    starts = []
+
+    def record(write: Callable[[], None]) -> None:
+        starts.append(buffer.tell())
+        write()
+
+    record(lambda: writer.write_record(writer.create_warcinfo_record("news.warc", {"software": "tests"})))
+    request = StatusAndHeaders("GET /town/clock HTTP/1.1", [("Host", "www.harwood-herald.example")],
+                               is_http_request=True)
+    record(lambda: writer.write_record(writer.create_warc_record(
+        "https://www.harwood-herald.example/town/clock", "request", http_headers=request)))
+    record(lambda: warc_response(writer, "https://www.harwood-herald.example/town/clock",
+                                 (NEWS / "market.html").read_bytes()))
+    record(lambda: warc_response(writer, "https://www.harwood-herald.example/img/clock.png",
+                                 b"\x89PNG\r\n\x1a\n" + bytes(200), content_type="image/png"))
+    record(lambda: warc_response(writer, "https://millbrook-messenger.example/news/towpath",
+                                 (NEWS / "no_date.html").read_bytes(), date="2025-06-04T08:00:00Z"))
+    record(lambda: warc_response(writer, "https://www.northshore-gazette.example/news/cut-short",
+                                 (NEWS / "article.html").read_bytes()[:3000], **{"WARC-Truncated": "length"}))
+    record(lambda: warc_response(writer, "https://www.northshore-gazette.example/missing",
+                                 b"<html><body><h1>Not found</h1></body></html>", status="404 Not Found"))
+    record(lambda: warc_response(writer, "https://www.eastwick-post.example/local/footbridge",
+                                 (NEWS / "bridge.html").read_bytes()))
+    return buffer.getvalue(), starts
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["warc", "warc.gz"])
+def test_warc_html_responses_become_articles_and_other_records_are_counted(tmp_path: Path, compressed: bool) -> None:
+    data, _ = build_warc(compressed)
+    path = tmp_path / ("crawl.warc.gz" if compressed else "crawl.warc")
+    path.write_bytes(data)
+    converted = convert_path(path)
+    clock, towpath, bridge = converted.articles
+    assert clock["title"] == "Town hall clock strikes again after six silent years"
+    assert clock["url"] == "https://www.harwood-herald.example/town/clock"  # WARC-Target-URI
+    assert clock["published"] == "2025-05-30" and clock["source"] == "harwood-herald.example"
+    assert towpath["published"] == "2025-06-04"  # no date on the page: WARC-Date, the date of last resort
+    assert towpath["source"] == "Millbrook Messenger"
+    assert bridge["url"] == "https://www.eastwick-post.example/local/eastwick-footbridge-opens"  # its canonical link
+    assert converted.skipped == [(f"{path} record 6 (https://www.northshore-gazette.example/news/cut-short)",
+                                  "truncated by the crawler (WARC-Truncated: length): the page may be cut short")]
+    assert converted.passed_over == {"warcinfo": 1, "request": 1, "response image/png": 1, "response HTTP 404": 1}
+    assert convert_bytes(data, path.name).articles == converted.articles  # the same read from memory
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["warc", "warc.gz"])
+def test_warc_cut_short_keeps_the_records_before_and_reports_the_last(tmp_path: Path, compressed: bool) -> None:
+    data, _ = build_warc(compressed)
+    path = tmp_path / "cut.warc"
+    path.write_bytes(data[:-300])
+    converted = convert_path(path)
+    assert [article["title"][:10] for article in converted.articles] == ["Town hall ", "Volunteers"]
+    label, reason = converted.skipped[-1]
+    assert label == f"{path} record 8 (https://www.eastwick-post.example/local/footbridge)"
+    assert reason.startswith("truncated: the file ends inside it")
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["warc", "warc.gz"])
+def test_warc_damaged_record_is_reported_and_the_rest_still_read(tmp_path: Path, compressed: bool) -> None:
+    data, starts = build_warc(compressed)
+    damaged = data[:starts[2] + 400] + data[starts[2] + 500:]  # 100 bytes gone from the middle of the clock page
+    converted = convert_bytes(damaged, "damaged.warc")
+    assert [article["title"][:10] for article in converted.articles] == ["Volunteers", "New footbr"]
+    assert len(converted.skipped) == 2
+    label, reason = converted.skipped[0]
+    assert label.startswith("damaged.warc record 3")
+    assert reason.startswith(("damaged:", "unreadable:", "truncated"))
+    garbage = data[:starts[3]] + b"not a record\r\n" * 20 + data[starts[3]:]
+    converted = convert_bytes(garbage, "garbage.warc")
+    assert len(converted.articles) == 3
+    assert converted.skipped[0] == (f"garbage.warc record 4 (at byte {starts[3]:,})",
+                                    "unreadable: Invalid WARC record, first line: not a record")
+
+
+# URLs, served by a local server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """The pages of a small news site and the ways fetching a URL goes wrong."""
+
+    stop = threading.Event()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8",
+             headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        base = f"http://{self.headers['Host']}"
+        path = self.path
+        if path == "/news/footbridge":
+            self.send(200, (NEWS / "bridge.html").read_bytes())
+        elif path == "/news/lifeboat":
+            self.send(200, (NEWS / "lifeboat.html").read_bytes())
+        elif path == "/news/clock":
+            self.send(200, (NEWS / "market.html").read_bytes())
+        elif path == "/old-footbridge-link":
+            self.send(301, b"", headers={"Location": "/news/footbridge"})
+        elif path.startswith("/loop"):
+            self.send(302, b"", headers={"Location": f"/loop{len(path)}"})
+        elif path == "/slow":
+            self.stop.wait(5)
+            self.send(200, b"<html><body>too late</body></html>")
+        elif path == "/drip":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            for _ in range(20):
+                if self.stop.wait(0.25):
+                    return
+                self.wfile.write(b"<p>still coming</p>\n")
+                self.wfile.flush()
+        elif path == "/report.pdf":
+            self.send(200, b"%PDF-1.7\n" + bytes(500), content_type="application/pdf")
+        elif path == "/photo.jpg":
+            self.send(200, b"\xff\xd8\xff\xe0" + bytes(500), content_type="image/jpeg")
+        elif path == "/huge":  # no Content-Length: only reading tells the size
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"<p>" + b"word " * 2000 + b"</p>\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        elif path == "/huge-declared":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(500_000_000))
+            self.end_headers()
+        elif path == "/feed.rss":
+            feed = (NEWS / "feed.rss").read_text().replace("https://coastalwire.example/2025/06/13/tide-museum",
+                                                           f"{base}/news/footbridge")
+            feed = feed.replace("https://coastalwire.example/2025/06/12/second-anchor", f"{base}/news/clock")
+            feed = feed.replace("https://coastalwire.example/2025/06/11/ferry-timetable", f"{base}/missing")
+            self.send(200, feed.encode(), content_type="application/rss+xml")
+        else:
+            self.send(404, b"<html><body><h1>Page not found</h1></body></html>")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that gave up (timeout, size limit) leaves a broken pipe: expected here
+
+
+@pytest.fixture(scope="module")
+def news_site() -> Iterator[str]:
+    server = _QuietServer(("127.0.0.1", 0), _Handler)
+    _Handler.stop.clear()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    _Handler.stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+FAST = Settings(fetch_timeout_s=1.0, fetch_max_bytes=200_000)
+
+
+def test_url_of_a_page_is_fetched_and_its_canonical_link_kept(news_site: str) -> None:
+    converted = convert_url(f"{news_site}/old-footbridge-link", settings=FAST)  # one redirect is fine
+    [article] = converted.articles
+    assert article["title"] == "New footbridge links the two halves of Eastwick market"
+    assert article["url"] == f"{news_site}/local/eastwick-footbridge-opens"
+    assert article["published"] == "2025-06-10" and "58 metres long" in article["text"]
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/missing", "HTTP 404 Not Found"),
+    ("/report.pdf", "a PDF (application/pdf), not a web page, feed or web archive"),
+    ("/photo.jpg", "an image (image/jpeg), not a web page, feed or web archive"),
+    ("/loop", "more than 5 redirects (a redirect loop?)"),
+    ("/slow", "timed out after 1 s"),
+    ("/drip", "timed out after 1 s"),
+    ("/huge", "body is over the 200,000-byte limit (reading stopped)"),
+    ("/huge-declared", "body of 500,000,000 bytes is over the 200,000-byte limit"),
+])
+def test_url_that_cannot_be_fetched_is_skipped_with_the_reason(news_site: str, path: str, reason: str) -> None:
+    started = time.monotonic()
+    converted = convert_url(f"{news_site}{path}", settings=FAST)
+    assert converted.articles == [] and converted.skipped == [(f"{news_site}{path}", reason)]
+    assert time.monotonic() - started < 3
+
+
+def test_fetch_raises_one_error_type_with_the_reason(news_site: str) -> None:
+    with pytest.raises(FetchError) as caught:
+        fetch(f"{news_site}/report.pdf", settings=FAST)
+    assert caught.value.reason.startswith("a PDF") and caught.value.url == f"{news_site}/report.pdf"
+    with pytest.raises(FetchError, match="url must be an absolute http"):
+        fetch("file:///etc/passwd")
+    with pytest.raises(FetchError, match="network error"):
+        fetch("http://127.0.0.1:9/", settings=FAST)  # nothing listens on the discard port
+
+
+def test_feed_url_with_follow_links_takes_each_entrys_page(news_site: str) -> None:
+    converted = convert_url(f"{news_site}/feed.rss", follow_links=True, settings=FAST)
+    bridge, clock = converted.articles
+    assert "58 metres long" in bridge["text"] and bridge["source"] == "Eastwick Evening Post"  # the page, not the feed
+    assert clock["published"] == "2025-05-30" and "38,000 pounds" in clock["text"]
+    assert converted.skipped == [
+        (f"{news_site}/feed.rss entry 3 (Ferry company promises new timetable)",
+         "following its link: HTTP 404 Not Found")]
+
+
+# rag add, end to end with the real models
+
+QUESTIONS = [  # (question, words of the article that answers it, where the article came from)
+    ("How many panels make up the floating solar farm on the Merrow reservoir?", "12,400", "page file"),
+    ("How much will adults pay to visit the tide museum at Gull Point?", "four pounds", "RSS content:encoded"),
+    ("How long is the iron anchor the divers lifted in the harbour?", "3.2 metres", "RSS description"),
+    ("When will the island ferry company publish its new timetable?", "next week", "RSS, --published"),
+    ("How many tonnes of cherries do the upper valley growers expect to pick?", "1,850", "Atom content"),
+    ("When will the cable car up the Sonnhorn stop running?", "1 July", "Atom summary"),
+    ("How much money did Harwood raise for the town hall clock?", "38,000", "WARC"),
+    ("How much crushed limestone was used on the Millbrook towpath?", "260 tonnes", "WARC, WARC-Date"),
+    ("How long is the new footbridge at Eastwick market?", "58 metres", "WARC, canonical link"),
+    ("What is the top speed of the new Port Aske lifeboat?", "25 knots", "URL"),
+]
+
+
+@pytest.mark.slow
+def test_rag_add_takes_pages_feeds_archives_and_urls_and_each_article_answers_a_question(
+        tmp_path: Path, news_site: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from rag.cli import EXIT_SKIPPED, main
+    from rag.pipeline import Pipeline
+    from rag.settings import get_settings
+
+    monkeypatch.setenv("RAG_FETCH_TIMEOUT_S", "1")
+    get_settings.cache_clear()
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    warc = tmp_path / "crawl.warc.gz"
+    warc.write_bytes(build_warc(compressed=True)[0])
+    result = CliRunner().invoke(main, [
+        "add", str(NEWS / "article.html"), str(NEWS / "home.html"), str(NEWS / "feed.rss"), str(NEWS / "feed.atom"),
+        str(warc), f"{news_site}/news/lifeboat", f"{news_site}/missing", "--published", "2025-06-11",
+        "--corpus", str(corpus), "--index", str(index), "-q"])
+    assert result.exit_code == EXIT_SKIPPED, result.output
+    assert "Traceback" not in result.output
+    assert f"not added {NEWS / 'home.html'}: no article on the page" in result.output
+    assert f"not added {news_site}/missing: HTTP 404 Not Found" in result.output
+    assert ("10 added, 0 updated, 0 unchanged, 3 skipped (1 no article on the page, 1 truncated by the crawler, "
+            f"1 HTTP 404 Not Found) into {corpus}") in result.output
+    assert "passed over 4 WARC records that are not HTML pages (1 warcinfo, 1 request, 1 response image/png, " \
+           "1 response HTTP 404)" in result.output
+    assert "10 added, 0 changed, 0 removed, 0 unchanged" in result.output  # the index's own line
+
+    pipeline = Pipeline(index_dir=index)
+    articles = {article.id: article for article in scan_corpus(corpus).articles}
+    for question, words, origin in QUESTIONS:
+        reply = pipeline.ask(question)
+        assert reply.answers, (question, origin)
+        best = reply.answers[0]
+        assert words in best.quote, (question, origin, best.quote)
+        assert best.quote == articles[best.article.id].text[best.quote_start:best.quote_end]
+
+    # The same story again with an edit: it replaces the older version under the same id.
+    edited = tmp_path / "solar-edited.html"
+    edited.write_text((NEWS / "article.html").read_text().replace("12,400 panels", "12,600 panels"))
+    result = CliRunner().invoke(main, ["add", str(edited), "--corpus", str(corpus), "--index", str(index), "-q"])
+    assert result.exit_code == 0, result.output
+    assert f"0 added, 1 updated, 0 unchanged, 0 skipped into {corpus}" in result.output
+    assert "0 added, 1 changed, 0 removed, 9 unchanged" in result.output
+    reply = Pipeline(index_dir=index).ask(QUESTIONS[0][0])
+    assert "12,600" in reply.answers[0].quote
