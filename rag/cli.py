@@ -324,5 +324,55 @@ def serve_command(index_dir: Path | None, host: str, port: int, max_active: int 
                 **server_options(get_settings()))
 
 
+@main.command("watch")
+@corpus_option
+@index_option
+@click.option("--feeds", "feeds_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A file listing news feeds to poll into the corpus, one URL a line (# starts a comment).")
+@click.option("--every", default="15m", show_default=True,
+              help="How often to poll the feeds: 30s, 15m, 2h, 1h30m.")
+@click.option("--delay", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds without changes before the index is updated (RAG_WATCH_DELAY_S).  [default: 2]")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def watch_command(corpus_dir: Path | None, index_dir: Path | None, feeds_file: Path | None, every: str,
+                  delay: float | None, quiet: bool) -> None:
+    """Keep the index up to date with the corpus until Ctrl-C.
+
+    Watches the corpus directory and, a few seconds after files stop changing, updates the index as `rag index`
+    does (only new and changed articles are embedded); a running `rag serve` picks up each new build by itself.
+    It updates once at the start too. With --feeds, the feeds listed in the file are fetched at the start and
+    then --every so often; their new articles are written into the corpus and indexed.
+
+    Prints one line per update, and each file skipped with the reason (the watcher goes on). Ctrl-C stops after
+    the update in progress; a second Ctrl-C abandons it. Either way the index served is a whole build.
+    """
+    import threading
+
+    from rag.watch import CorpusWatcher, parse_interval, read_feed_list, stop_on_signals
+
+    corpus_dir, index_dir = _dirs(corpus_dir, index_dir)
+    if not corpus_dir.is_dir():
+        raise click.ClickException(f"corpus directory {corpus_dir} does not exist")
+    try:
+        every_s = parse_interval(every)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--every") from None
+    try:
+        feeds = read_feed_list(feeds_file) if feeds_file else []
+    except (ValueError, UnicodeDecodeError) as error:
+        raise click.BadParameter(str(error), param_hint="--feeds") from None
+    settings = get_settings()
+    stop = threading.Event()
+    watcher = CorpusWatcher(corpus_dir, index_dir, settings, delay_s=delay or settings.watch_delay_s, feeds=feeds,
+                            every_s=every_s, echo=click.echo, progress=not quiet, stop=stop)
+    with stop_on_signals(stop, lambda message: click.echo(message, err=True)):
+        try:
+            watcher.run()
+        except KeyboardInterrupt:
+            click.echo("stopped: the update in progress was abandoned; the index serves the last whole build")
+            sys.exit(130)
+    click.echo("stopped")
+
+
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -46,6 +46,26 @@ class Settings(BaseSettings):
             if "*" in host[1:] or host.startswith("*") and host != "*" and not host.startswith("*."):
                 raise ValueError(f"a trusted host is a name, '*.domain' or '*', got {host!r}")
         return hosts
+
+    # Keeping the index current. POST /articles is off unless `admin_token` is set (RAG_ADMIN_TOKEN, at least 16
+    # characters); a request then needs `Authorization: Bearer <token>`, and a body over `max_upload_bytes` gets
+    # 413. `rag watch` updates the index once files have stopped changing for `watch_delay_s`.
+    admin_token: SecretStr | None = None
+    max_upload_bytes: int = Field(5_000_000, ge=1_000)
+    watch_delay_s: float = Field(2.0, gt=0)
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError("RAG_ADMIN_TOKEN must be at least 16 characters (for one: python -c 'import secrets; "
+                             "print(secrets.token_urlsafe())')")
+        return token
 
     # Serving under load (web/admission.py): `max_active_requests` are worked on at once and
     # `max_waiting_requests` more wait; past them a request gets 503 at once. Unset: the CPU count, and the
