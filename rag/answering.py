@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from rag import antonyms, confidence, lexical, places, reader, senses
+from rag.dedup import duplicate_group
 from rag.index import IndexData
 from rag.questions import (DURATION, OUTLET, TEMPORAL, QuestionAnalysis, analyze_question, is_follow_up,
                            without_outlet)
@@ -57,6 +60,9 @@ class AnswerSettings:
     reader_threads: int = 2  # p50 on the dev questions in-process: 141 ms with 1 thread, 91 ms with 2
     no_answer_threshold: float | None = None  # None: the threshold fitted with the answer model
     same_fact_similarity: float = 0.8  # sentence cosine above which two outlets report one fact
+    # Sentence cosine above which a sentence of a near-duplicate article (rag/dedup.py) is a copy of one the reader
+    # reads anyway: the copy is read too, without taking a place among the `reader_sentences`.
+    copy_similarity: float = 0.95
     model_dir: Path = confidence.MODEL_DIR
     reader_dir: Path = reader.MODEL_DIR
     fusion: FusionSettings = field(default_factory=FusionSettings)
@@ -304,7 +310,21 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
     model = model or confidence.load(settings.model_dir)
     ranked = ranked_sentences(index, passages, question, query_vector, model)
     windows, seen = [], set()
-    for position, (sid, rank, _) in enumerate(ranked[:settings.reader_sentences]):
+    chosen: list[tuple[int, str, str]] = []  # (sentence id, article id, near-duplicate group) chosen to read
+    for sid, rank, _ in ranked:
+        # A copy of a chosen sentence in another carrier of the same wire story is read at the original's place:
+        # copies never crowd another report out of the reader's budget.
+        article = index.sentence_article(sid)
+        group = group_of(index, article)
+        position = next((p for p, (other, other_article, other_group) in enumerate(chosen)
+                         if other_group == group and other_article != article.id
+                         and float(np.dot(index.sentence_vectors[sid], index.sentence_vectors[other]))
+                         >= settings.copy_similarity), None)
+        if position is None:
+            if len(chosen) == settings.reader_sentences:
+                continue
+            position = len(chosen)
+            chosen.append((sid, article.id, group))
         first, last = window_around(index, sid)
         if (first, last) in seen:
             continue
@@ -328,7 +348,7 @@ def find_candidates(index: IndexData, passages: list[Passage], question: Questio
             named = outlet_quote(index, sid, article)  # else the answer is the citation: quote the sentence
             quote, span = (named[:2], named[2]) if named else (quote, quote)
             typed = named is not None
-        others = [r.score for r in readings if r is not reading]
+        others = [r.score for r in readings if r.window.key[3] != position]  # copies of this window aside
         clues = evidence_of.get(sid) or evidence_of[next(s for s in range(first, last + 1) if s in evidence_of)]
         evidence = {**clues, "rank": rank, "rank_position": float(position), "typed": float(typed),
                     "reader_score": reading.score, "reader_span": reading.span_logit, "reader_null": reading.null_logit,
@@ -380,13 +400,50 @@ def analyze_in_context(question: str, history: list[Turn]) -> tuple[str, Questio
     return search_text, analysis
 
 
-def _to_answer(c: Candidate, weak: bool, corroborations: list[Candidate]) -> Answer:
+@dataclass
+class Fact:
+    """One fact of a reply: the candidate that states it best, the other outlets' own reports of it, and the
+    outlets carrying a copy (a near-duplicate) of one of those reports."""
+
+    leader: Candidate
+    reports: list[Candidate] = field(default_factory=list)
+    carriers: list[Candidate] = field(default_factory=list)
+
+    def outlets(self) -> set[str]:
+        return {c.article.source.casefold() for c in (self.leader, *self.reports, *self.carriers)}
+
+
+def group_of(index: IndexData, article: Article) -> str:
+    """The near-duplicate group of an indexed article: the first article of its chain of `duplicate_of`."""
+    def earlier(article_id: str) -> str | None:
+        row = index.article_index.get(article_id)
+        return None if row is None else index.catalog[row].duplicate_of
+
+    return duplicate_group(article.id, earlier)
+
+
+def corroborate(fact: Fact, c: Candidate, group: Callable[[Article], str]) -> None:
+    """Count another article stating the fact (pure): another outlet's own report, or, when it is in the
+    near-duplicate `group` of a report already counted, a copy that carries it (one wire story in three papers
+    is one report). A second article of an outlet already counted is neither."""
+    if c.article.source.casefold() in fact.outlets():
+        return
+    counted = {group(o.article) for o in (fact.leader, *fact.reports)}
+    (fact.carriers if group(c.article) in counted else fact.reports).append(c)
+
+
+def _corroboration(c: Candidate) -> Corroboration:
+    return Corroboration(c.article, c.article.text[c.start:c.end], c.start, c.end)
+
+
+def _to_answer(fact: Fact, weak: bool) -> Answer:
+    c = fact.leader
     text = c.article.text
     return Answer(
         text=text[c.span[0]:c.span[1]], quote=text[c.start:c.end], score=c.score, article=c.article,
         quote_start=c.start, quote_end=c.end, answer_start=c.span[0], answer_end=c.span[1], weak=weak,
-        also_reported_by=tuple(Corroboration(o.article, o.article.text[o.start:o.end], o.start, o.end)
-                               for o in corroborations),
+        also_reported_by=tuple(_corroboration(o) for o in fact.reports),
+        carried_by=tuple(_corroboration(o) for o in fact.carriers),
     )
 
 
@@ -404,21 +461,18 @@ def answer_question(index: IndexData, question: str, query_vector: np.ndarray, t
     passages = retrieve(index, search_text, query_vector, settings.passages, filters, settings.candidates,
                         settings.fusion)
     candidates = find_candidates(index, passages, analysis, query_vector, settings)
-    groups: list[tuple[Candidate, list[Candidate]]] = []
+    facts: list[Fact] = []
     for c in candidates:
-        if any(g[0].article.id == c.article.id and g[0].span == c.span for g in groups):
+        if any(f.leader.article.id == c.article.id and f.leader.span == c.span for f in facts):
             continue  # the same words again
-        leader = next((g for g in groups if _same_fact(g[0], c, index, settings)), None)
-        if leader is not None:
-            # Corroboration is another outlet's report: a second article of the same outlet is not.
-            outlets = {leader[0].article.source.casefold()} | {o.article.source.casefold() for o in leader[1]}
-            if c.article.source.casefold() not in outlets:
-                leader[1].append(c)
-        elif len(groups) < top_k:
-            groups.append((c, []))
+        fact = next((f for f in facts if _same_fact(f.leader, c, index, settings)), None)
+        if fact is not None:
+            corroborate(fact, c, partial(group_of, index))
+        elif len(facts) < top_k:
+            facts.append(Fact(c))
     threshold = settings.threshold()
-    for leader, _ in groups:
-        leader.score = round(leader.score, 4)  # the score a reply shows is the one compared with the threshold
-    no_answer = not groups or groups[0][0].score < threshold
-    answers = [_to_answer(leader, leader.score < threshold, others) for leader, others in groups]
+    for fact in facts:  # the score a reply shows is the one compared with the threshold
+        fact.leader.score = round(fact.leader.score, 4)
+    no_answer = not facts or facts[0].leader.score < threshold
+    answers = [_to_answer(fact, fact.leader.score < threshold) for fact in facts]
     return Reply(question=question, no_answer=no_answer, answers=answers)

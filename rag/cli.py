@@ -53,6 +53,8 @@ def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
         click.echo(f"skipped {problem.path}: {problem.reason}", err=True)
     for path, kept in report.duplicates:
         click.echo(f"skipped {path}: same text as article {kept}", err=True)
+    for path, newer in report.replaced:
+        click.echo(f"skipped {path}: replaced by {newer}, a newer version of the same URL", err=True)
     if report.rebuilt_all:
         click.echo(f"rebuilt everything: {report.rebuilt_all}", err=True)
     if report.resplit:
@@ -64,7 +66,7 @@ def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
     state = "index is up to date" if not report.build else f"built {report.build}"
     click.echo(f"{report.summary()} ({report.chunks} chunks, {report.embedded_chunks} embedded; "
                f"{report.seconds:.1f}s); {state} in {index_dir}")
-    if report.problems or report.duplicates:
+    if report.problems or report.duplicates or report.replaced:
         sys.exit(EXIT_SKIPPED)
 
 
@@ -252,6 +254,9 @@ def _print_reply(reply: Reply) -> None:
         for other in answer.also_reported_by:
             click.echo(f"     also reported by {other.article.source}, {other.article.published or 'undated'}: "
                        f"{other.article.title}")
+        for other in answer.carried_by:
+            click.echo(f"     carried by {other.article.source}, {other.article.published or 'undated'}: "
+                       f"{other.article.title} (the same report)")
 
 
 @main.command("ask")

@@ -4,7 +4,7 @@ Layout of an index directory:
     CURRENT               name of the build being served (replaced atomically)
     builds/<name>/        one complete build:
         manifest.json         format, model, chunker and annotator, counts, span labels
-        articles.jsonl        article metadata; texts.bin + text_offsets.npy hold the texts
+        articles.jsonl        article metadata (with `duplicate_of`); texts.bin + text_offsets.npy hold the texts
         hashes.json           content hash per article, to tell what changed
         chunks.npy, sentences.npy, spans.npy, span_ptr.npy    offset tables (int32; span_ptr int64)
         chunk_vectors.npy, sentence_vectors.npy, chunks.faiss, bm25/, df.json
@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from rag import embedding, lexical, nlp, vectors
 from rag.chunking import SPLITTER_VERSION, chunk_sentences, split_sentences
+from rag.dedup import NearDuplicateSettings, mark_near_duplicates
 from rag.errors import (ArticleFormatError, IndexBusyError, IndexDamagedError, IndexNotBuiltError,
                         IndexNotWritableError, IndexOutdatedError, ModelMismatchError)
 from rag.ingest import content_hash, scan_corpus
@@ -70,6 +71,7 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     problems: list[ArticleFormatError] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
+    replaced: list[tuple[str, str]] = field(default_factory=list)  # (older version's path, newer article's id)
     chunks: int = 0
     embedded_chunks: int = 0
     embedded_sentences: int = 0
@@ -87,6 +89,10 @@ class BuildReport:
 
 def chunker_settings(settings: Settings) -> dict:
     return {"max_chars": settings.chunk_max_chars, "overlap_sentences": settings.chunk_overlap_sentences}
+
+
+def near_duplicate_settings(settings: Settings) -> NearDuplicateSettings:
+    return NearDuplicateSettings(settings.near_duplicate_threshold, settings.near_duplicate_shingle_words)
 
 
 class IndexData:
@@ -526,7 +532,7 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
     report = BuildReport()
     with build_lock(index_dir):
         scan = scan_corpus(corpus_dir, settings.max_article_bytes)
-        report.problems, report.duplicates = scan.problems, scan.duplicates
+        report.problems, report.duplicates, report.replaced = scan.problems, scan.duplicates, scan.replaced
         hashes = {a.id: content_hash(a) for a in scan.articles}
         previous, old = _reusable(index_dir, settings, report)
         try:
@@ -535,8 +541,11 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
                 # A new annotator or tokenizer reuses every vector: spans are found again, BM25 is rebuilt anyway.
                 stale = previous is not None and previous.manifest.get("annotator") != nlp.annotator_identity()
                 retokenize = previous is not None and previous.manifest.get("tokenizer") != lexical.TOKENIZER_VERSION
-                up_to_date = previous is not None and not (fresh or report.removed or stale or retokenize
-                                                           or report.resplit is not None)
+                # A build before `duplicate_of`, or with other near-duplicate settings, is rebuilt (nothing embedded).
+                same_duplicates = previous is not None and previous.manifest.get("near_duplicates") == \
+                    near_duplicate_settings(settings).identity()
+                up_to_date = previous is not None and same_duplicates and not (
+                    fresh or report.removed or stale or retokenize or report.resplit is not None)
                 fresh_ids = {a.id for a in fresh}
                 kept = [a for a in scan.articles if a.id not in fresh_ids]
                 kept_rows = [previous.rows_of(a.id) for a in kept] if previous and not up_to_date else []
@@ -566,8 +575,9 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
         finally:
             if previous is not None:
                 previous.close()
+        articles = mark_near_duplicates(scan.articles, near_duplicate_settings(settings))
         try:
-            report.build = _write_build(index_dir, scan.articles, rows, hashes, settings)
+            report.build = _write_build(index_dir, articles, rows, hashes, settings)
         except OSError as error:
             raise IndexNotWritableError(f"could not write the new build into {index_dir / 'builds'} "
                                         f"({error}); the index served is unchanged") from None
@@ -651,6 +661,7 @@ def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRow
             "annotator": nlp.annotator_identity(),
             "tokenizer": lexical.TOKENIZER_VERSION,
             "splitter": SPLITTER_VERSION,
+            "near_duplicates": near_duplicate_settings(settings).identity(),
             "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "counts": {"articles": len(articles), "chunks": len(tables["chunks"]),
                        "sentences": len(tables["sentences"]), "spans": len(tables["spans"])},

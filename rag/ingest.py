@@ -8,6 +8,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
@@ -20,6 +21,8 @@ OPTIONAL_FIELDS = ("section", "byline", "url")
 # The longest text a metadata field may hold: far above any real headline, outlet, byline or section name.
 FIELD_MAX_CHARS = {"title": 500, "source": 200, "section": 200, "byline": 500, "url": 2_000}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+# Query parameters that say where a reader came from, not which page it is.
+_TRACKING_PARAMETER = re.compile(r"utm_\w+|fbclid|gclid|mc_cid|mc_eid", re.I)
 
 
 @dataclass
@@ -29,6 +32,7 @@ class CorpusScan:
     articles: list[Article] = field(default_factory=list)
     problems: list[ArticleFormatError] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (skipped path, kept article id)
+    replaced: list[tuple[str, str]] = field(default_factory=list)  # (older version's path, newer article's id)
 
 
 class _AnchorRefused(Exception):
@@ -56,8 +60,9 @@ def slugify(text: str, max_length: int = 60) -> str:
 
 
 def content_hash(article: Article) -> str:
-    """Hash of everything indexed about an article; a changed hash means it is embedded again."""
-    record = {k: v for k, v in vars(article).items() if k != "path"}
+    """Hash of everything read from an article's file; a changed hash means it is embedded again. (Its
+    `duplicate_of` depends on the other articles and is found again at every build.)"""
+    record = {k: v for k, v in vars(article).items() if k not in ("path", "duplicate_of")}
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -237,17 +242,52 @@ def corpus_files(corpus_dir: Path) -> tuple[list[Path], list[ArticleFormatError]
     return sorted(files), sorted(problems, key=lambda problem: problem.path)
 
 
+def canonical_url(url: str) -> str:
+    """The form links to one page share: without the scheme, "www.", a default port, the fragment, a trailing
+    slash and tracking parameters (utm_*); the host lower-cased, the path and the other parameters as written."""
+    parts = urlsplit(url.strip())
+    try:
+        host = (parts.hostname or "").removeprefix("www.")
+        if parts.port not in (None, 80, 443):
+            host += f":{parts.port}"
+    except ValueError:  # a port that is not a number: kept as written
+        host = parts.netloc.lower()
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMETER.fullmatch(k)]
+    return urlunsplit(("", host, parts.path.rstrip("/"), urlencode(query), ""))
+
+
+def _newest_versions(found: list[tuple[Article, float]]) -> tuple[list[Article], list[tuple[str, str]]]:
+    """Of the articles sharing a canonical URL, the newer version (by published date, undated oldest, then the
+    file's modification time): the articles kept, in their order, and (older version's path, kept id) pairs."""
+    def age(item: tuple[Article, float]) -> tuple:
+        article, modified = item
+        return article.published is not None, article.published or "", modified, article.path or ""
+
+    by_url: dict[str, list[tuple[Article, float]]] = {}
+    for item in found:
+        if item[0].url:
+            by_url.setdefault(canonical_url(item[0].url), []).append(item)
+    older: dict[str, str] = {}  # id of an older version -> id of the newest
+    for versions in by_url.values():
+        newest = max(versions, key=age)[0]
+        older.update((a.id, newest.id) for a, _ in versions if a is not newest)
+    replaced = [(a.path or a.id, older[a.id]) for a, _ in found if a.id in older]
+    return [a for a, _ in found if a.id not in older], replaced
+
+
 def scan_corpus(corpus_dir: Path, max_bytes: int = 2_000_000) -> CorpusScan:
-    """Read every article file; bad files and duplicates are reported, never fatal."""
+    """Read every article file; bad files and duplicates are reported, never fatal. Of two articles with one text
+    (whitespace aside) the first is kept, and of two versions of one URL the newer."""
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus directory {corpus_dir} does not exist")
     scan = CorpusScan()
     seen_ids: dict[str, str] = {}
-    seen_texts: dict[str, str] = {}
+    found: list[tuple[Article, float]] = []  # with the modification time of its file
     paths, scan.problems = corpus_files(corpus_dir)
     for path in paths:
         try:
             articles = read_article_file(path, corpus_dir, max_bytes)
+            modified = path.stat().st_mtime
         except ArticleFormatError as error:
             scan.problems.append(error)
             continue
@@ -256,13 +296,18 @@ def scan_corpus(corpus_dir: Path, max_bytes: int = 2_000_000) -> CorpusScan:
                 scan.problems.append(ArticleFormatError(
                     article.path or str(path), f"id {article.id!r} is already used by {seen_ids[article.id]}"))
                 continue
-            key = text_hash(article.text)
-            if key in seen_texts:
-                scan.duplicates.append((article.path or str(path), seen_texts[key]))
-                continue
             seen_ids[article.id] = article.path or str(path)
-            seen_texts[key] = article.id
-            scan.articles.append(article)
+            found.append((article, modified))
+    seen_texts: dict[str, str] = {}
+    distinct = []
+    for article, modified in found:
+        key = text_hash(article.text)
+        if key in seen_texts:
+            scan.duplicates.append((article.path or article.id, seen_texts[key]))
+            continue
+        seen_texts[key] = article.id
+        distinct.append((article, modified))
+    scan.articles, scan.replaced = _newest_versions(distinct)
     return scan
 
 

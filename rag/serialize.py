@@ -1,7 +1,12 @@
 """The JSON shape of a reply, shared by the `/ask` API and `rag ask --json`."""
 from __future__ import annotations
 
-from rag.types import Answer, Reply
+from rag.types import Answer, Corroboration, Reply
+
+
+def corroboration_to_dict(corroboration: Corroboration) -> dict:
+    c = corroboration
+    return {"article": c.article.meta(), "quote": c.quote, "quote_start": c.quote_start, "quote_end": c.quote_end}
 
 
 def answer_to_dict(answer: Answer) -> dict:
@@ -17,10 +22,8 @@ def answer_to_dict(answer: Answer) -> dict:
         "quote_end": answer.quote_end,
         "answer_start": answer.answer_start,
         "answer_end": answer.answer_end,
-        "also_reported_by": [
-            {"article": c.article.meta(), "quote": c.quote, "quote_start": c.quote_start, "quote_end": c.quote_end}
-            for c in answer.also_reported_by
-        ],
+        "also_reported_by": [corroboration_to_dict(c) for c in answer.also_reported_by],
+        "carried_by": [corroboration_to_dict(c) for c in answer.carried_by],
     }
 
 

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
 
     embed_batch_size: int = Field(32, ge=1)
 
+    # Near-duplicates (rag/dedup.py): two articles whose sets of 3-word shingles have an estimated Jaccard
+    # similarity of 0.4 or more are one story. Measured by bench/near_duplicates.py: wire copies edited by a
+    # paper score 0.64 or more, different stories (on the same event too) 0.07 at most.
+    near_duplicate_threshold: float = Field(0.4, gt=0, le=1)
+    near_duplicate_shingle_words: int = Field(3, ge=1)
+
     # Retrieval and answering.
     top_k: int = Field(3, ge=1, le=10)
     no_answer_threshold: float | None = Field(None, ge=0, le=1)  # None: the measured default in AnswerSettings

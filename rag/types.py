@@ -17,6 +17,9 @@ class Article:
     byline: str | None = None
     url: str | None = None
     path: str | None = None  # file it came from, relative to the corpus
+    # The earliest article of the corpus this one is a near-duplicate of (the same wire copy with small edits),
+    # found when the index is built (rag/dedup.py); None when it has none.
+    duplicate_of: str | None = None
 
     def meta(self) -> dict:
         """Citation fields: everything but the text."""
@@ -26,6 +29,7 @@ class Article:
             "source": self.source,
             "published": self.published,
             "url": self.url,
+            "duplicate_of": self.duplicate_of,
         }
 
 
@@ -121,8 +125,11 @@ class Answer:
     answer_start: int | None
     answer_end: int | None
     weak: bool = False  # the score falls short of the threshold: a possible answer, not a confident one
-    also_reported_by: tuple[Corroboration, ...] = ()
+    also_reported_by: tuple[Corroboration, ...] = ()  # other outlets' own reports of the same fact
     field: str = "text"
+    # Other outlets carrying the same report: near-duplicates (one wire copy) of the answer's article or of an
+    # article in `also_reported_by`, which are not independent confirmation.
+    carried_by: tuple[Corroboration, ...] = ()
 
     @property
     def confidence(self) -> str:

@@ -150,7 +150,7 @@ def test_articles_list_and_detail(client: TestClient) -> None:
     assert len(articles) == 5
     assert [a["published"] for a in articles] == sorted((a["published"] for a in articles), reverse=True)
     detail = client.get(f"/articles/{articles[0]['id']}").json()
-    assert set(detail) == {"id", "title", "source", "published", "url", "section", "byline", "text"}
+    assert set(detail) == {"id", "title", "source", "published", "url", "duplicate_of", "section", "byline", "text"}
     missing = client.get("/articles/no-such-article")
     assert missing.status_code == 404 and "no-such-article" in missing.json()["detail"]
 

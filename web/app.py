@@ -192,7 +192,9 @@ def turn_state(reply: dict) -> str:
         where = ({"quote": [a["quote_start"], a["quote_end"]], "answer": [a["answer_start"], a["answer_end"]]}
                  if a.get("field", "text") == "text" else {"field": a["field"]})
         return {"id": a["article"]["id"], **where, "weak": a["weak"],
-                "also": [[c["article"]["id"], c["quote_start"], c["quote_end"]] for c in a["also_reported_by"]]}
+                "also": [[c["article"]["id"], c["quote_start"], c["quote_end"]] for c in a["also_reported_by"]],
+                **({"carried": [[c["article"]["id"], c["quote_start"], c["quote_end"]] for c in a["carried_by"]]}
+                   if a["carried_by"] else {})}
 
     return json.dumps({"question": reply["question"], "no_answer": reply["no_answer"],
                        "answers": [answer_state(a) for a in reply["answers"]]}, ensure_ascii=False)
@@ -202,6 +204,14 @@ def _cut(article: Article, start: object, end: object) -> tuple[int, int]:
     if not (type(start) is int and type(end) is int and 0 <= start <= end <= len(article.text)):
         raise ValueError(f"offsets {start}:{end} are outside article {article.id!r}")
     return start, end
+
+
+def _other_from_state(pipeline: Pipeline, state: list) -> dict:
+    """A corroborating article's quote from its [article id, start, end]."""
+    other_id, start, end = state
+    other = pipeline.article(str(other_id))
+    start, end = _cut(other, start, end)
+    return {"article": other.meta(), "quote": other.text[start:end], "quote_start": start, "quote_end": end}
 
 
 def _answer_from_state(pipeline: Pipeline, state: dict) -> dict:
@@ -221,16 +231,13 @@ def _answer_from_state(pipeline: Pipeline, state: dict) -> dict:
         quote_start = quote_end = answer_start = answer_end = None
     else:
         raise ValueError(f"unknown answer field {field!r}")
-    also = []
-    for other_id, start, end in state["also"]:
-        other = pipeline.article(str(other_id))
-        start, end = _cut(other, start, end)
-        also.append({"article": other.meta(), "quote": other.text[start:end], "quote_start": start, "quote_end": end})
+    also = [_other_from_state(pipeline, other) for other in state["also"]]
+    carried = [_other_from_state(pipeline, other) for other in state.get("carried", [])]  # none before carried_by
     weak = bool(state["weak"])
     return {"text": answer_text, "quote": quote_text, "score": None, "weak": weak,
             "confidence": "low" if weak else "high", "field": field, "article": article.meta(),
             "quote_start": quote_start, "quote_end": quote_end, "answer_start": answer_start,
-            "answer_end": answer_end, "also_reported_by": also}
+            "answer_end": answer_end, "also_reported_by": also, "carried_by": carried}
 
 
 def earlier_reply(pipeline: Pipeline, state: str) -> dict | None:

@@ -95,6 +95,9 @@ class ArticleMeta(BaseModel):
     source: str
     published: str | None
     url: str | None = Field(description="The article's web address (http or https); null when it has none.")
+    duplicate_of: str | None = Field(description=(
+        "The id of the earliest article this one is a near-duplicate of: the same story (a wire copy) with small "
+        "edits, as another outlet carries it. Null when it is nobody's copy."))
 
     @field_validator("url", mode="before")
     @classmethod
@@ -139,7 +142,13 @@ class AnswerOut(BaseModel):
                                                  + NOT_TEXT)
     answer_end: int | None = Field(description="Where the answer span (`text`) ends in the article's text. "
                                                + NOT_TEXT)
-    also_reported_by: list[Corroboration] = Field(description="Other articles that carry the same fact.")
+    also_reported_by: list[Corroboration] = Field(description=(
+        "Other outlets' own reports of the same fact: independent confirmation. One article per outlet; a "
+        "second article of the answer's outlet, or of one listed, is not counted."))
+    carried_by: list[Corroboration] = Field(description=(
+        "Other outlets carrying the same report: near-duplicates (one wire copy with small edits, see "
+        "`duplicate_of`) of the answer's article or of an article in `also_reported_by`. They repeat a report, "
+        "so they do not confirm it independently."))
 
 
 class AskResponse(BaseModel):

@@ -75,6 +75,18 @@
       });
       item.append(also);
     }
+    const carriers = answer.carried_by || [];
+    if (carriers.length) {
+      const carried = el("p", {class: "carried"}, "Carried by ");
+      carriers.forEach((other, i) => {
+        const title = other.article.title + (other.article.published ? " (" + other.article.published + ")" : "")
+          + ": the same report, not an independent one";
+        carried.append(el("a", {href: articleHref(other.article, other.quote_start, other.quote_end), title: title},
+          other.article.source));
+        if (i < carriers.length - 1) carried.append(", ");
+      });
+      item.append(carried);
+    }
     return item;
   }
 
