@@ -21,8 +21,8 @@ OPTIONAL_FIELDS = ("section", "byline", "url")
 # The longest text a metadata field may hold: far above any real headline, outlet, byline or section name.
 FIELD_MAX_CHARS = {"title": 500, "source": 200, "section": 200, "byline": 500, "url": 2_000}
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
-# Query parameters that say where a reader came from, not which page it is.
-_TRACKING_PARAMETER = re.compile(r"utm_\w+|fbclid|gclid|mc_cid|mc_eid", re.I)
+# Query parameters (by prefix) that say where a reader came from, not which page it is.
+_TRACKING_PARAMETERS = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ocid", "cmpid")
 
 
 @dataclass
@@ -243,17 +243,20 @@ def corpus_files(corpus_dir: Path) -> tuple[list[Path], list[ArticleFormatError]
 
 
 def canonical_url(url: str) -> str:
-    """The form links to one page share: without the scheme, "www.", a default port, the fragment, a trailing
-    slash and tracking parameters (utm_*); the host lower-cased, the path and the other parameters as written."""
+    """The form links to one page share: http or https, the host's case, "www.", a default port, the fragment, a
+    trailing slash and tracking parameters (utm_*, fbclid...) make no other page; the path's case does (as in
+    rag add's writer, rag/corpus_writer.py)."""
     parts = urlsplit(url.strip())
+    host = (parts.hostname or "").removeprefix("www.")
     try:
-        host = (parts.hostname or "").removeprefix("www.")
         if parts.port not in (None, 80, 443):
-            host += f":{parts.port}"
-    except ValueError:  # a port that is not a number: kept as written
+            host = f"{host}:{parts.port}"
+    except ValueError:  # a port that is not a number
         host = parts.netloc.lower()
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMETER.fullmatch(k)]
-    return urlunsplit(("", host, parts.path.rstrip("/"), urlencode(query), ""))
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not k.lower().startswith(_TRACKING_PARAMETERS)])
+    scheme = "https" if parts.scheme.lower() in ("http", "https") else parts.scheme.lower()
+    return urlunsplit((scheme, host, parts.path.rstrip("/") or "/", query, ""))
 
 
 def _newest_versions(found: list[tuple[Article, float]]) -> tuple[list[Article], list[tuple[str, str]]]:

@@ -76,7 +76,9 @@ def update_line(report: BuildReport) -> str:
 def skipped_lines(report: BuildReport) -> list[str]:
     """One line per corpus file the build skipped, with the reason."""
     return ([f"skipped {problem.path}: {problem.reason}" for problem in report.problems]
-            + [f"skipped {path}: same text as article {kept}" for path, kept in report.duplicates])
+            + [f"skipped {path}: same text as article {kept}" for path, kept in report.duplicates]
+            + [f"skipped {path}: replaced by {newer}, a newer version of the same URL"
+               for path, newer in report.replaced])
 
 
 class CorpusWatcher:

@@ -19,11 +19,12 @@ from fastapi.testclient import TestClient
 from rag.answering import Candidate, Fact, corroborate
 from rag.cli import main
 from rag.dedup import NearDuplicateSettings, duplicate_group, mark_near_duplicates, near_duplicates
-from rag.index import build_index, current_build, load_index, near_duplicate_settings
+from rag.index import BuildReport, build_index, current_build, load_index, near_duplicate_settings
 from rag.ingest import canonical_url, scan_corpus
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from rag.types import Article
+from rag.watch import skipped_lines
 from web.app import create_app
 
 from .conftest import SEED_CORPUS
@@ -103,6 +104,11 @@ def test_links_to_one_page_written_differently_are_one_url(a: str, b: str) -> No
 ])
 def test_links_to_different_pages_stay_apart(a: str, b: str) -> None:
     assert canonical_url(a) != canonical_url(b)
+
+
+def test_rag_watch_reports_the_replaced_file_by_name() -> None:
+    report = BuildReport(replaced=[("ferry-v1.md", "ferry-v2")])
+    assert skipped_lines(report) == ["skipped ferry-v1.md: replaced by ferry-v2, a newer version of the same URL"]
 
 
 # Same text under another URL: indexed once, the other reported (the exact-text rule).
