@@ -97,21 +97,26 @@ def index_command(corpus_dir: Path | None, index_dir: Path | None, quiet: bool) 
 @click.option("--follow-links", is_flag=True,
               help="For feeds: fetch each entry's page and take its full text instead of the feed's.")
 @click.option("--force", is_flag=True, help="Replace a corpus file of the same name (article files).")
+@milvus_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def add_command(sources: tuple[str, ...], corpus_dir: Path | None, index_dir: Path | None,
                 published: dt.datetime | None, source: str | None, follow_links: bool, force: bool,
-                quiet: bool) -> None:
+                milvus_uri: str | None, quiet: bool) -> None:
     """Add news to the corpus and update the index.
 
     Each FILE_OR_URL is one of:
 
     \b
-    - an article file (.md, .json, .jsonl, .txt): checked, then copied into the corpus;
-    - a web page (.html, .htm): its article (without navigation, ads or comments), with title, author, date,
-      site name and canonical URL, is written into the corpus as Markdown;
-    - an RSS or Atom feed (.xml, .rss, .atom, told by content): one article per entry;
-    - a web archive (.warc, .warc.gz): one article per HTML page it holds;
-    - an http(s) URL of a page or feed: fetched (10 s, 5 MB, 5 redirects at most; no PDF or image).
+    - an article file (.md, .json, .jsonl, .txt): checked, copied as it is;
+    - a web page (.html, .htm): its article without navigation, ads or
+      comments, with title, author, date, site name and canonical URL;
+    - an RSS or Atom feed (.xml, .rss, .atom; told by content): one
+      article per entry;
+    - a web archive (.warc, .warc.gz): one article per HTML page in it;
+    - an http(s) URL of a page, feed or archive: fetched within 10 s,
+      5 MB and 5 redirects (a PDF or an image is refused).
+
+    Pages, feeds and archives become Markdown files in the corpus.
 
     A page that is not an article (a home page, a list of links) is skipped with the reason, and so is one without
     a date unless --published gives it. An article whose URL is already in the corpus replaces the older version,
@@ -124,6 +129,9 @@ def add_command(sources: tuple[str, ...], corpus_dir: Path | None, index_dir: Pa
     from rag.corpus_writer import save_articles, summary_line
     from rag.news import Converted, convert_path, convert_url
 
+    if source is not None and not source.strip():
+        raise click.BadParameter("must not be empty", param_hint="--source")
+    _use_milvus(milvus_uri)
     corpus_dir, index_dir = _dirs(corpus_dir, index_dir)
     corpus_dir.mkdir(parents=True, exist_ok=True)
     options = {"published": published.date().isoformat() if published else None, "source": source,
@@ -131,22 +139,19 @@ def add_command(sources: tuple[str, ...], corpus_dir: Path | None, index_dir: Pa
     found = Converted()
     copied = {"added": 0, "updated": 0, "unchanged": 0}
     for item in tqdm(sources, desc="reading", unit="item", leave=False, disable=quiet or len(sources) <= 3):
-        try:
-            if "://" in item[:10]:
-                found.extend(convert_url(item, **options) if item[:8].lower().startswith(("http://", "https://"))
-                             else Converted(skipped=[(item, "only http(s) URLs are fetched")]))
-            elif not Path(item).is_file():
-                found.skipped.append((item, "no such file"))
-            elif _is_article_file(Path(item)):
-                state, problem = _copy_article_file(Path(item), corpus_dir, force)
-                if problem:
-                    found.skipped.append((item, problem))
-                else:
-                    copied[state] += 1
+        if "://" in item[:10]:
+            found.extend(convert_url(item, **options) if item[:8].lower().startswith(("http://", "https://"))
+                         else Converted(skipped=[(item, "only http(s) URLs are fetched")]))
+        elif not Path(item).is_file():
+            found.skipped.append((item, "a directory, not a file" if Path(item).is_dir() else "no such file"))
+        elif _is_article_file(Path(item)):
+            state, problem = _copy_article_file(Path(item), corpus_dir, force)
+            if problem:
+                found.skipped.append((item, problem))
             else:
-                found.extend(convert_path(Path(item), **options))
-        except ValueError as error:  # --source "  "
-            raise click.BadParameter(str(error)) from None
+                copied[state] += 1
+        else:
+            found.extend(convert_path(Path(item), **options))
     report = save_articles(found.articles, corpus_dir)
     skipped = found.skipped + report.skipped
     for label, reason in skipped:

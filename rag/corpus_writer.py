@@ -42,10 +42,10 @@ def summary_line(added: int, updated: int, unchanged: int, skipped: list[tuple[s
 
 
 def url_key(url: str) -> str:
-    """A URL as compared to find the same article again: scheme, host case, default port, fragment, trailing slash
-    and tracking parameters (utm_*, fbclid...) do not make another article."""
+    """A URL as compared to find the same article again: http or https, host case, "www.", a default port, the
+    fragment, a trailing slash and tracking parameters (utm_*, fbclid...) do not make another article."""
     parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
+    host = (parts.hostname or "").lower().removeprefix("www.")
     try:
         if parts.port and parts.port not in (80, 443):
             host = f"{host}:{parts.port}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import gzip
 import io
 import mmap
 import re
@@ -367,11 +366,21 @@ def _convert_warc(buffer: bytes | mmap.mmap, stream: BinaryIO, name: str, *, pub
                   source: str | None, max_record_bytes: int) -> Converted:
     """Every HTML response record of a WARC as an article; other records counted; a damaged or truncated record
     reported, and reading goes on from the next record that can be read."""
-    from warcio.archiveiterator import ArchiveIterator
-    from warcio.exceptions import ArchiveLoadFailed
-
     converted = Converted()
-    compressed = buffer[:3] == _GZIP_MEMBER_START
+    read = _read_gzip_warc if buffer[:3] == _GZIP_MEMBER_START else _read_plain_warc
+    read(buffer, stream, name, converted, published=published, source=source, max_record_bytes=max_record_bytes)
+    return converted
+
+
+def _unreadable(error: Exception) -> str:
+    reason = "".join(c if c.isascii() and c.isprintable() else "?" for c in " ".join(str(error).split()))
+    return f"unreadable: {reason[:120] or type(error).__name__}"
+
+
+def _read_plain_warc(buffer: bytes | mmap.mmap, stream: BinaryIO, name: str, converted: Converted, *,
+                     published: str | None, source: str | None, max_record_bytes: int) -> None:
+    from warcio.archiveiterator import ArchiveIterator
+
     size = len(buffer)
     position, number = 0, 0
     while position < size:
@@ -384,10 +393,10 @@ def _convert_warc(buffer: bytes | mmap.mmap, stream: BinaryIO, name: str, *, pub
                 body = _html_payload(record, converted, max_record_bytes)
                 start = iterator.get_record_offset()  # reads the record to its end, which checks its digests
                 end = start + iterator.get_record_length()
-                problem = _damage(record, end, size)
+                problem = _damage(record) or ("truncated: the file ends inside it" if end > size else None)
                 if problem:
                     converted.skipped.append((_record_label(name, number, record), problem))
-                    resume = _next_record_start(buffer, start + 1, compressed)
+                    resume = _next_record_start(buffer, start + 1, compressed=False)
                     break
                 if body is not None:
                     _warc_page(record, body, converted, _record_label(name, number, record), published=published,
@@ -399,18 +408,120 @@ def _convert_warc(buffer: bytes | mmap.mmap, stream: BinaryIO, name: str, *, pub
                     number += 1
                     converted.skipped.append((f"{name} record {number} (at byte {position:,})",
                                               "truncated or damaged: no whole record can be read from here"))
-                    resume = _next_record_start(buffer, position + 1, compressed)
-        except (ArchiveLoadFailed, EOFError, OSError, zlib.error, ValueError) as error:
+                    resume = _next_record_start(buffer, position + 1, compressed=False)
+        except Exception as error:  # noqa: BLE001 - warcio raises what it meets (AttributeError...) on damaged input
             at = max(position, iterator.offset or 0)
             number += 1
-            reason = "".join(c if c.isascii() and c.isprintable() else "?" for c in " ".join(str(error).split()))
-            reason = reason[:120] or type(error).__name__
-            converted.skipped.append((f"{name} record {number} (at byte {at:,})", f"unreadable: {reason}"))
-            resume = _next_record_start(buffer, at + 1, compressed)
+            converted.skipped.append((f"{name} record {number} (at byte {at:,})", _unreadable(error)))
+            resume = _next_record_start(buffer, at + 1, compressed=False)
         if resume <= position:
             break
         position = resume
-    return converted
+
+
+class _Window:
+    """`length` bytes of a seekable stream from `start`, read as a stream of their own."""
+
+    def __init__(self, stream: BinaryIO, start: int, length: int) -> None:
+        self.stream, self.start, self.length, self.position = stream, start, length, 0
+
+    def read(self, size: int = -1) -> bytes:
+        left = self.length - self.position
+        size = left if size is None or size < 0 else min(size, left)
+        if size <= 0:
+            return b""
+        self.stream.seek(self.start + self.position)
+        data = self.stream.read(size)
+        self.position += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self.position
+
+
+def _gzip_members(buffer: bytes | mmap.mmap) -> Iterator[tuple[int, int, int, str | None]]:
+    """Each gzip member of a .warc.gz as (start, end, size decompressed, problem or None), found by decompressing
+    it (the output is not kept). A broken member is reported and the walk goes on at the next one."""
+    size, position = len(buffer), 0
+    while position < size:
+        if buffer[position:position + 3] != _GZIP_MEMBER_START:
+            following = _next_record_start(buffer, position + 1, compressed=True)
+            if buffer[position:following if following != -1 else size].strip(b"\r\n\x00 \t"):
+                yield position, following, 0, "unreadable: not a gzip member"
+            if following == -1:
+                return
+            position = following
+            continue
+        decompressor = zlib.decompressobj(wbits=31)
+        offset, produced = position, 0
+        try:
+            while offset < size and not decompressor.eof:
+                chunk = data = buffer[offset:offset + 65_536]
+                while data and not decompressor.eof:
+                    produced += len(decompressor.decompress(data, 1 << 20))
+                    data = decompressor.unconsumed_tail
+                offset += len(chunk) - len(decompressor.unused_data)
+        except zlib.error as error:
+            following = _next_record_start(buffer, position + 1, compressed=True)
+            yield position, following if following != -1 else size, produced, f"damaged: broken gzip data ({error})"
+            if following == -1:
+                return
+            position = following
+            continue
+        if not decompressor.eof:
+            yield position, size, produced, "truncated: the file ends inside it"
+            return
+        yield position, offset, produced, None
+        position = offset
+
+
+def _peek_target_uri(buffer: bytes | mmap.mmap, start: int) -> str | None:
+    """The WARC-Target-URI in the first bytes of a gzip member that cannot be read whole, to name it."""
+    try:
+        head = zlib.decompressobj(wbits=31).decompress(buffer[start:start + 8192], 8192)
+    except zlib.error:
+        return None
+    match = re.search(rb"\r?\nWARC-Target-URI:[ \t]*<?([^\s>]+)", head.split(b"\r\n\r\n", 1)[0])
+    return match.group(1).decode("utf-8", "replace")[:300] if match else None
+
+
+def _read_gzip_warc(buffer: bytes | mmap.mmap, stream: BinaryIO, name: str, converted: Converted, *,
+                    published: str | None, source: str | None, max_record_bytes: int) -> None:
+    """A .warc.gz read one gzip member (one record) at a time: warcio is never handed more than one member, since
+    it can loop for ever on a file compressed as one stream."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    for number, (start, end, produced, problem) in enumerate(_gzip_members(buffer), start=1):
+        label = f"{name} record {number} (at byte {start:,})"
+        if problem:
+            target = _peek_target_uri(buffer, start)
+            converted.skipped.append((f"{name} record {number} ({target})" if target else label, problem))
+            continue
+        try:
+            record = next(iter(ArchiveIterator(_Window(stream, start, end - start), check_digests=True)), None)
+            if record is None:
+                converted.skipped.append((label, "unreadable: no WARC record in it"))
+                continue
+            label = _record_label(name, number, record)
+            body = _html_payload(record, converted, max_record_bytes)
+            while record.raw_stream.read(65_536):  # to its end, which checks its digests
+                pass
+            declared = record.rec_headers.get_header("Content-Length") or ""
+            whole = record.rec_headers.total_len + int(declared) + 4 if declared.isdigit() else produced
+            if produced > whole + 4:  # the member goes on past its record: warcio would be at risk
+                converted.skipped.append((label, "unreadable: compressed as one gzip stream instead of one gzip "
+                                                 "member per record (`warcio recompress IN OUT` makes a readable "
+                                                 "copy)"))
+                return
+            problem = _damage(record)
+        except Exception as error:  # noqa: BLE001 - warcio raises what it meets (AttributeError...) on damaged input
+            converted.skipped.append((label, _unreadable(error)))
+            continue
+        if problem:
+            converted.skipped.append((label, problem))
+        elif body is not None:
+            _warc_page(record, body, converted, label, published=published, source=source,
+                       max_record_bytes=max_record_bytes)
 
 
 def _record_label(name: str, number: int, record: object) -> str:
@@ -436,12 +547,11 @@ def _html_payload(record: object, converted: Converted, max_record_bytes: int) -
     return record.content_stream().read(max_record_bytes + 1)  # type: ignore[attr-defined]
 
 
-def _damage(record: object, end: int, size: int) -> str | None:
+def _damage(record: object) -> str | None:
     """Why a record read to its end cannot be trusted: the file ends inside it, or its digest does not match."""
     missing = getattr(record.raw_stream, "limit", 0)  # type: ignore[attr-defined]
-    if missing > 0 or end > size:
-        return f"truncated: the file ends inside it ({missing:,} bytes missing)" if missing > 0 else \
-            "truncated: the file ends inside it"
+    if missing > 0:
+        return f"truncated: the file ends inside it ({missing:,} bytes missing)"
     checker = record.digest_checker  # type: ignore[attr-defined]
     if checker.passed is False:
         return "damaged: " + "; ".join(checker.problems)
@@ -464,6 +574,8 @@ def _warc_page(record: object, body: bytes, converted: Converted, label: str, *,
                                                   fallback_published=_warc_date(record)))
     except _NotAnArticle as error:
         converted.skipped.append((label, error.reason))
+    except Exception as error:  # noqa: BLE001 - one odd page of thousands does not stop the archive
+        converted.skipped.append((label, _unreadable(error)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -488,26 +600,9 @@ def convert_bytes(data: bytes, name: str, content_type: str | None = None, *, ur
         return _convert_feed(data, name, url=url, published=published, source=source, follow_links=follow_links,
                              progress=progress, settings=settings)
     if kind == "warc":
-        if data[:3] == _GZIP_MEMBER_START:
-            data = _gunzip_whole_file(data)  # a .warc.gz compressed as one member, not one per record
         return _convert_warc(data, io.BytesIO(data), name, published=published, source=source,
                              max_record_bytes=settings.fetch_max_bytes)
     return Converted(skipped=[(name, "not a web page, an RSS or Atom feed or a WARC file")])
-
-
-def _gunzip_whole_file(data: bytes) -> bytes:
-    """A WARC compressed as one gzip member is decompressed whole; one member per record (the norm) is kept."""
-    first = zlib.decompressobj(wbits=31)
-    try:
-        first.decompress(data, 1 << 20)
-    except zlib.error:
-        return data
-    if first.eof or first.unconsumed_tail:  # one record per member: nothing to do
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError):
-        return data
 
 
 def convert_path(path: Path, *, published: str | None = None, source: str | None = None, follow_links: bool = False,
@@ -517,19 +612,25 @@ def convert_path(path: Path, *, published: str | None = None, source: str | None
     published, source = check_published(published), _check_source(source)
     settings = settings or get_settings()
     name = str(path)
+    try:
+        return _convert_file(path, name, published=published, source=source, follow_links=follow_links,
+                             progress=progress, settings=settings)
+    except OSError as error:
+        return Converted(skipped=[(name, f"cannot be read: {error.strerror or error}")])
+
+
+def _convert_file(path: Path, name: str, *, published: str | None, source: str | None, follow_links: bool,
+                  progress: bool, settings: Settings) -> Converted:
     with open(path, "rb") as handle:
         head = handle.read(4096)
         if detect_kind(head, name) == "warc":
-            if head[:3] != _GZIP_MEMBER_START or _gunzip_whole_file(head) is head:
-                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
-                    return _convert_warc(buffer, handle, name, published=published, source=source,
-                                         max_record_bytes=settings.fetch_max_bytes)
-            data = head + handle.read()
-        else:
-            data = head + handle.read(settings.fetch_max_bytes + 1 - len(head))
-            if len(data) > settings.fetch_max_bytes:
-                return Converted(skipped=[(name, f"file is over the {settings.fetch_max_bytes:,}-byte limit for a "
-                                                 "page or feed")])
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
+                return _convert_warc(buffer, handle, name, published=published, source=source,
+                                     max_record_bytes=settings.fetch_max_bytes)
+        data = head + handle.read(settings.fetch_max_bytes + 1 - len(head))
+        if len(data) > settings.fetch_max_bytes:
+            return Converted(skipped=[(name, f"file is over the {settings.fetch_max_bytes:,}-byte limit for a page "
+                                             "or feed")])
     return convert_bytes(data, name, published=published, source=source, follow_links=follow_links,
                          progress=progress, settings=settings)
 

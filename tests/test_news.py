@@ -1,6 +1,7 @@
 """News from the web into the corpus: pages, feeds, web archives and URLs (rag.news, rag.fetch, rag.corpus_writer)."""
 from __future__ import annotations
 
+import gzip
 import io
 import threading
 import time
@@ -228,7 +229,9 @@ def test_articles_the_corpus_would_refuse_are_skipped_with_the_reason(tmp_path: 
 
 
 def test_url_key_ignores_what_does_not_make_another_page() -> None:
-    assert url_key("HTTP://Example.org:80/a/b/?utm_source=x&id=3#top") == url_key("https://example.org/a/b?id=3")
+    assert url_key("HTTP://www.Example.org:80/a/b/?utm_source=x&id=3#top") == url_key("https://example.org/a/b?id=3")
+    assert url_key("https://example.org:8443/a") != url_key("https://example.org/a")
+    assert url_key("https://example.org:port/a")  # not a number: compared as written
     assert url_key("https://example.org/a?id=3") != url_key("https://example.org/a?id=4")
 
 
@@ -319,8 +322,16 @@ def test_warc_damaged_record_is_reported_and_the_rest_still_read(tmp_path: Path,
     garbage = data[:starts[3]] + b"not a record\r\n" * 20 + data[starts[3]:]
     converted = convert_bytes(garbage, "garbage.warc")
     assert len(converted.articles) == 3
-    assert converted.skipped[0] == (f"garbage.warc record 4 (at byte {starts[3]:,})",
-                                    "unreadable: Invalid WARC record, first line: not a record")
+    assert converted.skipped[0] == (f"garbage.warc record 4 (at byte {starts[3]:,})", "unreadable: not a gzip member"
+                                    if compressed else "unreadable: Invalid WARC record, first line: not a record")
+
+
+def test_warc_compressed_as_one_gzip_stream_is_refused_with_the_remedy() -> None:
+    data, _ = build_warc(compressed=False)
+    converted = convert_bytes(gzip.compress(data), "one-stream.warc.gz")  # warcio itself would loop for ever
+    assert converted.articles == []
+    assert converted.skipped == [("one-stream.warc.gz record 1", "unreadable: compressed as one gzip stream instead "
+                                  "of one gzip member per record (`warcio recompress IN OUT` makes a readable copy)")]
 
 
 # URLs, served by a local server
