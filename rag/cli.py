@@ -23,6 +23,24 @@ corpus_option = click.option("--corpus", "corpus_dir", type=click.Path(file_okay
 index_option = click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
                             default=None, help="Directory where the index is built.  [default: index/]")
 
+milvus_option = click.option("--milvus", "milvus_uri", metavar="URI", default=None,
+                             help="Keep the index in Milvus instead of --index: a path ending in .db (Milvus Lite) or "
+                                  "http(s)://host:port (a server; token in RAG_MILVUS_TOKEN).  [default: "
+                                  "RAG_MILVUS_URI, else the local index]")
+
+
+def _use_milvus(milvus_uri: str | None) -> None:
+    """--milvus URI overrides RAG_MILVUS_URI for this process (and the server it starts)."""
+    import os
+
+    if milvus_uri is not None:
+        os.environ["RAG_MILVUS_URI"] = milvus_uri
+        get_settings.cache_clear()
+    try:
+        get_settings()
+    except ValueError as error:  # pydantic's message names the setting
+        raise click.BadParameter(str(error).splitlines()[-1].strip(), param_hint="--milvus") from None
+
 
 def _dirs(corpus_dir: Path | None, index_dir: Path | None) -> tuple[Path, Path]:
     settings = get_settings()
@@ -41,12 +59,19 @@ def main() -> None:
 def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
     from rag.index import build_index
 
+    settings = get_settings()
+    store, where = None, index_dir
+    if settings.milvus_uri:
+        from rag.milvus import Milvus, MilvusStore
+
+        store, where = MilvusStore(Milvus.from_settings(settings)), f"Milvus at {settings.milvus_uri}"
+
     def announce(report) -> None:
         if not quiet and (report.added or report.changed):
             click.echo(f"embedding {len(report.added) + len(report.changed)} new or changed articles...", err=True)
 
     try:
-        report = build_index(corpus_dir, index_dir, get_settings(), progress=not quiet, on_scanned=announce)
+        report = build_index(corpus_dir, index_dir, settings, progress=not quiet, on_scanned=announce, store=store)
     except (RagError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     for problem in report.problems:
@@ -65,7 +90,7 @@ def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
                    "(the annotator changed; their vectors were reused)", err=True)
     state = "index is up to date" if not report.build else f"built {report.build}"
     click.echo(f"{report.summary()} ({report.chunks} chunks, {report.embedded_chunks} embedded; "
-               f"{report.seconds:.1f}s); {state} in {index_dir}")
+               f"{report.seconds:.1f}s); {state} in {where}")
     if report.problems or report.duplicates or report.replaced:
         sys.exit(EXIT_SKIPPED)
 
@@ -73,8 +98,9 @@ def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
 @main.command("index")
 @corpus_option
 @index_option
+@milvus_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def index_command(corpus_dir: Path | None, index_dir: Path | None, quiet: bool) -> None:
+def index_command(corpus_dir: Path | None, index_dir: Path | None, milvus_uri: str | None, quiet: bool) -> None:
     """Build or update the index from the corpus.
 
     Only new and changed articles are embedded again; deleted ones leave the index. The new index is
@@ -83,6 +109,7 @@ def index_command(corpus_dir: Path | None, index_dir: Path | None, quiet: bool) 
 
     Exit status: 0 when every file was indexed, 3 when some were skipped, 1 on error.
     """
+    _use_milvus(milvus_uri)
     _run_index(*_dirs(corpus_dir, index_dir), quiet)
 
 
@@ -272,8 +299,9 @@ def _print_reply(reply: Reply) -> None:
 @click.option("--source", "sources", multiple=True, help="Only articles from this outlet (repeatable).")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only articles published on or after YYYY-MM-DD.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only articles published on or before YYYY-MM-DD.")
+@milvus_option
 def ask_command(question: str, index_dir: Path | None, as_json: bool, top_k: int, sources: tuple[str, ...],
-                since: dt.datetime | None, until: dt.datetime | None) -> None:
+                since: dt.datetime | None, until: dt.datetime | None, milvus_uri: str | None) -> None:
     """Answer QUESTION with quotes from the articles, each with its citation."""
     from rag.pipeline import Pipeline
     from rag.types import Filters
@@ -281,6 +309,7 @@ def ask_command(question: str, index_dir: Path | None, as_json: bool, top_k: int
     question = question.strip()
     if not 1 <= len(question) <= 500:
         raise click.BadParameter("must be 1-500 characters", param_hint="QUESTION")
+    _use_milvus(milvus_uri)
     filters = Filters(tuple(sources), since.date().isoformat() if since else None,
                       until.date().isoformat() if until else None)
     try:
@@ -308,8 +337,9 @@ def ask_command(question: str, index_dir: Path | None, as_json: bool, top_k: int
               help="Seconds a request may take to arrive whole, else 408 (RAG_READ_TIMEOUT_S).  [default: 10]")
 @click.option("--keep-alive", type=click.IntRange(min=1), default=None,
               help="Seconds an idle connection stays open (RAG_KEEP_ALIVE_S).  [default: 5]")
+@milvus_option
 def serve_command(index_dir: Path | None, host: str, port: int, max_active: int | None, max_waiting: int | None,
-                  read_timeout: float | None, keep_alive: int | None) -> None:
+                  read_timeout: float | None, keep_alive: int | None, milvus_uri: str | None) -> None:
     """Serve the web chat and the /ask API (docs at /docs). A rebuilt index is picked up without a restart.
 
     Under load a bounded number of requests is admitted; past it a request gets 503 with Retry-After at
@@ -329,7 +359,9 @@ def serve_command(index_dir: Path | None, host: str, port: int, max_active: int 
         if value is not None:  # the app reads its settings from the environment (uvicorn builds it)
             os.environ[name] = str(value)
             get_settings.cache_clear()
-    click.echo(f"serving on http://{host}:{port}/  (index: {get_settings().index_dir})", err=True)
+    _use_milvus(milvus_uri)
+    where = f"Milvus at {get_settings().milvus_uri}" if get_settings().milvus_uri else get_settings().index_dir
+    click.echo(f"serving on http://{host}:{port}/  (index: {where})", err=True)
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="warning",
                 **server_options(get_settings()))
 

@@ -52,3 +52,11 @@ class ArticleNotFoundError(RagError):
     def __init__(self, article_id: str) -> None:
         super().__init__(f"no article with id {article_id!r}")
         self.article_id = article_id
+
+
+class StoreUnavailableError(IndexNotBuiltError):
+    """The store holding the index (a Milvus server) cannot be reached, or refuses the credentials: as with no index,
+    nothing can be answered (HTTP 503), and the message says what to fix."""
+
+    def __init__(self, message: str) -> None:
+        RagError.__init__(self, message)

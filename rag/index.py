@@ -15,6 +15,7 @@ entities and phrases are found again when the annotator changed, which is far ch
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import json
@@ -483,13 +484,8 @@ def _reusable(index_dir: Path, settings: Settings, report: BuildReport) -> tuple
         if build is None:
             return None, {}
         manifest = _read_build_file(build, "manifest.json", _read_json)
-        if manifest.get("format") != FORMAT_VERSION:
-            report.rebuilt_all = "index format changed"
-        elif manifest.get("model") != embedding.model_identity():
-            report.rebuilt_all = f"embedding model changed from {manifest.get('model')}"
-        elif manifest.get("chunker") != chunker_settings(settings):
-            report.rebuilt_all = "chunker settings changed"
-        else:
+        report.rebuilt_all = reuse_problem(manifest, settings)
+        if report.rebuilt_all is None:
             previous = IndexData(build)
             try:
                 return previous, _read_build_file(build, "hashes.json", _read_json)
@@ -499,6 +495,17 @@ def _reusable(index_dir: Path, settings: Settings, report: BuildReport) -> tuple
     except Exception as error:
         report.rebuilt_all = _unreadable(error)
     return None, {}
+
+
+def reuse_problem(manifest: dict, settings: Settings) -> str | None:
+    """Why a build's rows cannot be reused by the next one (None: they can)."""
+    if manifest.get("format") != FORMAT_VERSION:
+        return "index format changed"
+    if manifest.get("model") != embedding.model_identity():
+        return f"embedding model changed from {manifest.get('model')}"
+    if manifest.get("chunker") != chunker_settings(settings):
+        return "chunker settings changed"
+    return None
 
 
 def _unreadable(error: Exception) -> str:
@@ -525,16 +532,47 @@ def _plan(articles: list[Article], hashes: dict[str, str], previous: IndexData |
     return fresh
 
 
+class LocalStore:
+    """Where build_index keeps builds: by default directories under the index directory, switched by CURRENT.
+    Another store (rag/milvus.py) offers the same five methods and receives the same rows."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = index_dir
+
+    def lock(self) -> contextlib.AbstractContextManager:
+        return build_lock(self.index_dir)
+
+    def reusable(self, settings: Settings, report: BuildReport) -> tuple[IndexData | None, dict[str, str]]:
+        return _reusable(self.index_dir, settings, report)
+
+    def check_writable(self) -> None:
+        _check_writable(self.index_dir)
+
+    def prune(self) -> None:
+        _prune(self.index_dir)
+
+    def write(self, articles: list[Article], rows: list[ArticleRows], hashes: dict[str, str],
+              settings: Settings) -> str:
+        try:
+            return _write_build(self.index_dir, articles, rows, hashes, settings)
+        except OSError as error:
+            raise IndexNotWritableError(f"could not write the new build into {self.index_dir / 'builds'} "
+                                        f"({error}); the index served is unchanged") from None
+
+
 def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress: bool = True,
-                on_scanned: Callable[[BuildReport], None] | None = None) -> BuildReport:
-    """Bring the index up to date with the corpus, embedding only new and changed articles."""
+                on_scanned: Callable[[BuildReport], None] | None = None,
+                store: LocalStore | None = None) -> BuildReport:
+    """Bring the index up to date with the corpus, embedding only new and changed articles (into `store`: by
+    default the build directories under `index_dir`)."""
     started = time.perf_counter()
     report = BuildReport()
-    with build_lock(index_dir):
+    store = store or LocalStore(index_dir)
+    with store.lock():
         scan = scan_corpus(corpus_dir, settings.max_article_bytes)
         report.problems, report.duplicates, report.replaced = scan.problems, scan.duplicates, scan.replaced
         hashes = {a.id: content_hash(a) for a in scan.articles}
-        previous, old = _reusable(index_dir, settings, report)
+        previous, old = store.reusable(settings, report)
         try:
             try:
                 fresh = _plan(scan.articles, hashes, previous, old, settings, report)
@@ -559,10 +597,10 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
                 kept, kept_rows = [], []
             if up_to_date:
                 report.chunks = len(previous.chunk_table)
-                _prune(index_dir)  # what a killed build left
+                store.prune()  # what a killed build left
                 report.seconds = time.perf_counter() - started
                 return report  # keep serving the current build
-            _check_writable(index_dir)
+            store.check_writable()
             if on_scanned:
                 on_scanned(report)
             new_rows = dict(zip((a.id for a in fresh), _process(fresh, settings, report, progress)))
@@ -576,11 +614,7 @@ def build_index(corpus_dir: Path, index_dir: Path, settings: Settings, progress:
             if previous is not None:
                 previous.close()
         articles = mark_near_duplicates(scan.articles, near_duplicate_settings(settings))
-        try:
-            report.build = _write_build(index_dir, articles, rows, hashes, settings)
-        except OSError as error:
-            raise IndexNotWritableError(f"could not write the new build into {index_dir / 'builds'} "
-                                        f"({error}); the index served is unchanged") from None
+        report.build = store.write(articles, rows, hashes, settings)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -654,19 +688,7 @@ def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRow
                 out.write(json.dumps({k: v for k, v in asdict(article).items() if k != "text"}, ensure_ascii=False)
                           + "\n")
         (tmp / "hashes.json").write_text(json.dumps({a.id: hashes[a.id] for a in articles}))
-        manifest = {
-            "format": FORMAT_VERSION,
-            "model": embedding.model_identity(),
-            "chunker": chunker_settings(settings),
-            "annotator": nlp.annotator_identity(),
-            "tokenizer": lexical.TOKENIZER_VERSION,
-            "splitter": SPLITTER_VERSION,
-            "near_duplicates": near_duplicate_settings(settings).identity(),
-            "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "counts": {"articles": len(articles), "chunks": len(tables["chunks"]),
-                       "sentences": len(tables["sentences"]), "spans": len(tables["spans"])},
-            "span_labels": span_labels,
-        }
+        manifest = build_manifest(settings, len(articles), tables, span_labels)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         _fsync_tree(tmp)
         os.rename(tmp, builds / name)
@@ -677,6 +699,23 @@ def _write_build(index_dir: Path, articles: list[Article], rows: list[ArticleRow
     os.replace(pointer, index_dir / "CURRENT")
     _prune(index_dir)
     return name
+
+
+def build_manifest(settings: Settings, articles: int, tables: dict[str, np.ndarray], span_labels: list[str]) -> dict:
+    """What a build records about how it was made (checked before reuse and serving) and what it holds."""
+    return {
+        "format": FORMAT_VERSION,
+        "model": embedding.model_identity(),
+        "chunker": chunker_settings(settings),
+        "annotator": nlp.annotator_identity(),
+        "tokenizer": lexical.TOKENIZER_VERSION,
+        "splitter": SPLITTER_VERSION,
+        "near_duplicates": near_duplicate_settings(settings).identity(),
+        "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "counts": {"articles": articles, "chunks": len(tables["chunks"]),
+                   "sentences": len(tables["sentences"]), "spans": len(tables["spans"])},
+        "span_labels": span_labels,
+    }
 
 
 def _vector_writer(rows: list[ArticleRows]) -> VectorWriter:

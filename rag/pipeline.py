@@ -35,11 +35,35 @@ def _stamp(index_dir: Path) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
+class LocalBuilds:
+    """The builds a Pipeline serves from an index directory: CURRENT's stamp (one stat, per request), the
+    fingerprint of the build it names, and loading it. rag/milvus.py's MilvusBuilds does the same for Milvus."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = index_dir
+        self.name = str(index_dir)
+
+    def stamp(self) -> tuple | None:
+        return _stamp(self.index_dir)
+
+    def fingerprint(self) -> tuple:
+        return index_fingerprint(self.index_dir)
+
+    def load(self) -> IndexData:
+        return load_index(self.index_dir)
+
+
 class Pipeline:
     def __init__(self, settings: Settings | None = None, index_dir: Path | None = None,
                  answer_settings: AnswerSettings | None = None) -> None:
         self.settings = settings or get_settings()
         self.index_dir = Path(index_dir or self.settings.index_dir)
+        if self.settings.milvus_uri:  # the index lives in Milvus: no local files
+            from rag.milvus import Milvus, MilvusBuilds
+
+            self.builds = MilvusBuilds(Milvus.from_settings(self.settings))
+        else:
+            self.builds = LocalBuilds(self.index_dir)
         self.answer_settings = answer_settings or AnswerSettings()
         if self.settings.no_answer_threshold is not None:
             self.answer_settings = replace(self.answer_settings, no_answer_threshold=self.settings.no_answer_threshold)
@@ -55,7 +79,7 @@ class Pipeline:
         loaded and served once it has loaded completely and passed its checks. A build that fails to load is logged
         once and tried again only when CURRENT or its files change; meanwhile the build loaded before serves on."""
         served = self._served
-        if served is not None and self._problem is None and _stamp(self.index_dir) == self._stamp:
+        if served is not None and self._problem is None and self.builds.stamp() == self._stamp:
             return served
         if self._lock.acquire(blocking=served is None):  # with a build to serve, never wait for another's load
             try:
@@ -64,19 +88,19 @@ class Pipeline:
                 self._lock.release()
         served, problem = self._served, self._problem
         if served is None:  # raised afresh: the same exception raised again would grow its traceback each time
-            raise (problem or IndexDamagedError(str(self.index_dir), "not loaded")).with_traceback(None)
+            raise (problem or IndexDamagedError(self.builds.name, "not loaded")).with_traceback(None)
         return served
 
     def _refresh(self) -> None:
         """Load the build CURRENT names unless this state of the index directory was tried already (hold the lock)."""
-        stamp, fingerprint = _stamp(self.index_dir), index_fingerprint(self.index_dir)
+        stamp, fingerprint = self.builds.stamp(), self.builds.fingerprint()
         if fingerprint == self._tried:
             self._stamp = stamp
             return
         try:
-            index = load_index(self.index_dir)
+            index = self.builds.load()
         except Exception as error:  # RagError, or anything a damaged build may raise: none takes the server down
-            problem = error if isinstance(error, RagError) else IndexDamagedError(str(self.index_dir), repr(error))
+            problem = error if isinstance(error, RagError) else IndexDamagedError(self.builds.name, repr(error))
             served = self._served
             log.warning("%s%s", problem, f" (still serving build {served.directory.name})" if served else "")
             self._problem = problem

@@ -106,6 +106,9 @@ def retrieve(index: IndexData, question: str, query_vector: np.ndarray, k: int, 
     """The k best chunks for a question among those passing the filters."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    hybrid = getattr(index, "hybrid_passages", None)
+    if hybrid is not None:  # a store that searches and fuses itself (rag/milvus.py)
+        return hybrid(question, query_vector, k, filters, candidates, fusion)
     mask = allowed_chunks(index, filters)
     dense = dense_candidates(index, query_vector, max(k, candidates), mask)
     sparse = lexical_candidates(index, question, max(k, candidates), mask)

@@ -32,6 +32,23 @@ class Settings(BaseSettings):
     near_duplicate_threshold: float = Field(0.4, gt=0, le=1)
     near_duplicate_shingle_words: int = Field(3, ge=1)
 
+    # The index in Milvus instead of index_dir (rag/milvus.py): a path ending in .db is Milvus Lite (a file, one process
+    # at a time), http(s)://host:port a Milvus server or cluster, with `milvus_token` ("user:password" or an API key)
+    # when it needs one. Unset: the local FAISS build. Collections are named "<prefix>_<build>_<table>".
+    milvus_uri: str | None = None
+    milvus_token: SecretStr | None = None
+    milvus_prefix: str = Field("rag", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+
+    @field_validator("milvus_uri", mode="before")
+    @classmethod
+    def _milvus_uri(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+            if value and not (value.endswith(".db") or value.lower().startswith(("http://", "https://"))):
+                raise ValueError(f"RAG_MILVUS_URI must be a file path ending in .db (Milvus Lite) or "
+                                 f"http(s)://host:port (a Milvus server), got {value!r}")
+        return value
+
     # Retrieval and answering.
     top_k: int = Field(3, ge=1, le=10)
     no_answer_threshold: float | None = Field(None, ge=0, le=1)  # None: the measured default in AnswerSettings
