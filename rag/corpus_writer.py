@@ -8,15 +8,13 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from rag.errors import ArticleFormatError
-from rag.ingest import (MARKDOWN_SUFFIXES, article_from_fields, article_to_markdown, corpus_files, read_article_file,
-                        slugify, text_hash)
+from rag.ingest import (MARKDOWN_SUFFIXES, article_from_fields, article_to_markdown, canonical_url, corpus_files,
+                        read_article_file, slugify, text_hash)
 from rag.settings import Settings, get_settings
 from rag.types import Article
-
-_TRACKING_PARAMETERS = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ocid", "cmpid")
 
 
 @dataclass
@@ -39,23 +37,6 @@ def summary_line(added: int, updated: int, unchanged: int, skipped: list[tuple[s
     reasons = ", ".join(f"{count} {reason}" for reason, count in skipped_reasons(skipped).most_common())
     return f"{added} added, {updated} updated, {unchanged} unchanged, {len(skipped)} skipped" + \
         (f" ({reasons})" if reasons else "")
-
-
-def url_key(url: str) -> str:
-    """A URL as compared to find the same article again: http or https, host case, "www.", a default port, the
-    fragment, a trailing slash and tracking parameters (utm_*, fbclid...) do not make another article."""
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower().removeprefix("www.")
-    try:
-        if parts.port and parts.port not in (80, 443):
-            host = f"{host}:{parts.port}"
-    except ValueError:  # a port that is not a number
-        host = parts.netloc.lower()
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                       if not k.lower().startswith(_TRACKING_PARAMETERS)])
-    path = parts.path.rstrip("/") or "/"
-    scheme = "https" if parts.scheme.lower() in ("http", "https") else parts.scheme.lower()
-    return urlunsplit((scheme, host, path, query, ""))
 
 
 def article_file_stem(fields: dict) -> str:
@@ -96,7 +77,7 @@ class _Corpus:
         self.ids.add(article.id)
         self.by_text.setdefault(text_hash(article.text), article.id)
         if article.url:
-            self.by_url[url_key(article.url)] = _Known(article, path, shared_file)
+            self.by_url[canonical_url(article.url)] = _Known(article, path, shared_file)
 
 
 def _label(fields: dict) -> str:
@@ -158,7 +139,7 @@ def _save_one(fields: dict, corpus_dir: Path, corpus: _Corpus, report: SaveRepor
     url = draft.url
     if url and urlsplit(url).scheme not in ("http", "https"):
         raise ArticleFormatError(label, f"url must be an http(s) URL, got {url[:100]!r}")
-    known = corpus.by_url.get(url_key(url)) if url else None
+    known = corpus.by_url.get(canonical_url(url)) if url else None
     if known:
         _replace(draft, known, corpus_dir, corpus, report, max_bytes)
         return

@@ -122,7 +122,9 @@ def _lines(text: str) -> list[str]:
 
 
 def _link_texts(tree: object) -> set[str]:
-    return {" ".join(anchor.text_content().split()).casefold() for anchor in tree.iter("a")}  # type: ignore[attr-defined]
+    """The labels of the page's links, as compared with lines of text."""
+    anchors = tree.iter("a")  # type: ignore[attr-defined]
+    return {" ".join(anchor.text_content().split()).casefold() for anchor in anchors}
 
 
 def _canonical_url(tree: object, url: str | None) -> str | None:

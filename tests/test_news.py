@@ -13,7 +13,7 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from rag.corpus_writer import save_articles, url_key
+from rag.corpus_writer import save_articles
 from rag.fetch import FetchError, fetch
 from rag.ingest import read_article_file, scan_corpus
 from rag.news import convert_bytes, convert_path, convert_url, detect_kind
@@ -226,13 +226,6 @@ def test_articles_the_corpus_would_refuse_are_skipped_with_the_reason(tmp_path: 
         ("javascript:alert(1)", "url must be an http(s) URL, got 'javascript:alert(1)'"),
         ("https://example.org/copy", f"same text as an article already in the corpus ({solar_id})"),
     ]
-
-
-def test_url_key_ignores_what_does_not_make_another_page() -> None:
-    assert url_key("HTTP://www.Example.org:80/a/b/?utm_source=x&id=3#top") == url_key("https://example.org/a/b?id=3")
-    assert url_key("https://example.org:8443/a") != url_key("https://example.org/a")
-    assert url_key("https://example.org:port/a")  # not a number: compared as written
-    assert url_key("https://example.org/a?id=3") != url_key("https://example.org/a?id=4")
 
 
 # Web archives
