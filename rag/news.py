@@ -159,10 +159,10 @@ def html_to_article(html: bytes | str, *, url: str | None = None, published: str
         tree = lxml.html.document_fromstring(html)
     except (ValueError, lxml.etree.ParserError) as error:
         raise _NotAnArticle(f"not a readable HTML page ({error})") from None
-    today = dt.date.today().isoformat()
+    latest = (dt.date.today() + dt.timedelta(days=1)).isoformat()  # a page dated in a time zone ahead of ours
     document = trafilatura.bare_extraction(
         tree, url=url, with_metadata=True, include_comments=False, include_tables=True, include_images=False,
-        date_extraction_params={"extensive_search": False, "original_date": True, "max_date": today})
+        date_extraction_params={"extensive_search": False, "original_date": True, "max_date": latest})
     if document is None or not (document.text or "").strip():
         raise _NotAnArticle("no article on the page (a home page, an error page or a list of links?)")
     title = " ".join((document.title or "").split())
