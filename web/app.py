@@ -19,12 +19,14 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Match
 
 from rag.errors import ArticleNotFoundError, IndexNotBuiltError, IndexOutdatedError
 from rag.pipeline import Pipeline
 from rag.serialize import reply_to_dict
 from rag.settings import get_settings
 from rag.types import ARTICLE_FIELDS, Article
+from web import admin
 from web.admission import AdmissionLimits, AdmissionMiddleware
 from web.bodies import BodyError, StrictJSONRoute
 from web.headers import ResponseHeadersMiddleware
@@ -104,6 +106,15 @@ async def _no_index(request: Request, error: Exception) -> JSONResponse:
 
 async def _not_found(request: Request, error: ArticleNotFoundError) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=404)
+
+
+async def _method_not_allowed(request: Request, error: HTTPException) -> JSONResponse:
+    """405 whose `Allow` names the methods of every route of the path (Starlette's names the first route's only:
+    GET /articles and POST /articles are two routes)."""
+    allowed = {method for route in request.app.router.routes if route.matches(request.scope)[0] != Match.NONE
+               for method in getattr(route, "methods", None) or ()}
+    return JSONResponse({"detail": error.detail}, status_code=405,
+                        headers={"Allow": ", ".join(sorted(allowed)) or (error.headers or {}).get("Allow", "")})
 
 
 def wants_html(request: Request) -> bool:
@@ -314,6 +325,7 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
             app.state.pipeline.warm_up()
             app.state.pipeline.watch()  # a new build is loaded, or a damaged one reported, between requests too
         yield
+        admin.close_rebuilder(app.state)  # a build queued by POST /articles finishes its switch
 
     # /docs is served below from local files; ReDoc (CDN script, inline styles) is not offered.
     app = FastAPI(title="News QA", summary="Answers from the articles' own words, with citations.",
@@ -324,11 +336,13 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
     app.add_exception_handler(IndexNotBuiltError, _no_index)
     app.add_exception_handler(IndexOutdatedError, _no_index)
     app.add_exception_handler(ArticleNotFoundError, _not_found)
+    app.add_exception_handler(405, _method_not_allowed)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(AdmissionMiddleware, limits=AdmissionLimits.from_settings(get_settings()))
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=get_settings().trusted_hosts)
     app.add_middleware(ResponseHeadersMiddleware)  # outermost: on every response, a refused Host's too
     app.mount("/docs-assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+    admin.add_routes(app, enabled=get_settings().admin_token is not None)  # POST /articles, GET /rebuilds/{number}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def chat(request: Request, pipeline: PipelineDep, q: str | None = None, source: str = "", since: str = "",

@@ -198,3 +198,82 @@ class ErrorMessage(BaseModel):
     """An error about the request as a whole: no such article, no index to answer from."""
 
     detail: str
+
+
+# Adding articles (POST /articles) and following the rebuild that makes them answerable (GET /rebuilds/{number}).
+WebAddress = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://\S")]
+RebuildNumber = Annotated[int, Field(ge=1), BeforeValidator(_digits_only)]
+Title = text(500)
+Byline = text(500)
+Section = text(200)
+ArticleText = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+
+
+class ArticleIn(BaseModel):
+    """One article as JSON, with the fields of an article file (Markdown front matter) and its text."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "title": "Harbour town opens a glass footbridge", "source": "Coastal Courier", "published": "2025-06-12",
+        "byline": "Ada Lind", "url": "https://courier.example/news/glass-footbridge",
+        "text": "The town of Marrowby opened a glass footbridge across its harbour on Thursday."}]})
+    title: Title
+    source: Source | None = Field(None, description="The outlet; \"Unknown\" when left out.")
+    published: DateOnly | None = Field(None, description="YYYY-MM-DD.")
+    byline: Byline | None = None
+    section: Section | None = None
+    url: WebAddress | None = Field(None, description="The article's own http(s) address. An article whose URL is "
+                                                     "already in the corpus replaces that one, keeping its id.")
+    text: ArticleText = Field(description="The article's text; paragraphs separated by blank lines.")
+
+    def fields(self) -> dict:
+        """The article as a dict of the usual fields, for rag.corpus_writer.save_articles."""
+        values = self.model_dump()
+        values["published"] = self.published.isoformat() if self.published else None
+        return values
+
+
+class AddedArticle(BaseModel):
+    id: str = Field(description="The article's id: `GET /articles/{id}` serves it once the rebuild is done.")
+    change: Literal["added", "updated", "unchanged"] = Field(description=(
+        "\"added\": a new article. \"updated\": a newer version of an article with the same URL, which keeps its "
+        "id. \"unchanged\": the corpus holds it already, as sent."))
+    article_url: str = Field(description="Where the article is served: `/articles/{id}`.")
+
+
+class SkippedItem(BaseModel):
+    item: str = Field(description="What was skipped: the upload, a feed entry, or an article's URL or title.")
+    reason: str
+
+
+class RebuildStatus(BaseModel):
+    """An incremental rebuild of the index, started by POST /articles."""
+
+    number: int
+    state: Literal["queued", "running", "done", "failed"] = Field(description=(
+        "\"queued\": waits for the build before it. \"running\": building. \"done\": the server serves the build, "
+        "so every article added before this rebuild was requested is answerable. \"failed\": see `error`; the "
+        "articles stay in the corpus for the next build."))
+    requested: str
+    started: str | None
+    finished: str | None
+    summary: str | None = Field(description="What the build did: \"1 added, 0 changed, 0 removed, 5 unchanged\".")
+    build: str | None = Field(description="The build served once done.")
+    skipped: list[str] = Field(description="Corpus files the build skipped, each with the reason.")
+    error: str | None
+    status_url: str = Field(description="Where to follow it: `/rebuilds/{number}`.")
+
+
+class ArticlesAdded(BaseModel):
+    """What POST /articles wrote into the corpus and skipped, and the rebuild that makes it answerable."""
+
+    detail: str = Field(description="All of it on one line.")
+    added: list[AddedArticle]
+    skipped: list[SkippedItem]
+    rebuild: RebuildStatus = Field(description="The rebuild that makes the articles answerable.")
+
+
+class NothingAdded(BaseModel):
+    """POST /articles when nothing sent could be added: why, item by item; no rebuild was queued."""
+
+    detail: str = Field(description="All of it on one line.")
+    skipped: list[SkippedItem]
