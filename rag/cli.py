@@ -375,9 +375,10 @@ def serve_command(index_dir: Path | None, host: str, port: int, max_active: int 
               help="How often to poll the feeds: 30s, 15m, 2h, 1h30m.")
 @click.option("--delay", type=click.FloatRange(min=0.1), default=None,
               help="Seconds without changes before the index is updated (RAG_WATCH_DELAY_S).  [default: 2]")
+@milvus_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def watch_command(corpus_dir: Path | None, index_dir: Path | None, feeds_file: Path | None, every: str,
-                  delay: float | None, quiet: bool) -> None:
+                  delay: float | None, milvus_uri: str | None, quiet: bool) -> None:
     """Keep the index up to date with the corpus until Ctrl-C.
 
     Watches the corpus directory and, a few seconds after files stop changing, updates the index as `rag index`
@@ -392,6 +393,7 @@ def watch_command(corpus_dir: Path | None, index_dir: Path | None, feeds_file: P
 
     from rag.watch import CorpusWatcher, parse_interval, read_feed_list, stop_on_signals
 
+    _use_milvus(milvus_uri)
     corpus_dir, index_dir = _dirs(corpus_dir, index_dir)
     if not corpus_dir.is_dir():
         raise click.ClickException(f"corpus directory {corpus_dir} does not exist")

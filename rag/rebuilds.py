@@ -21,6 +21,7 @@ from typing import Literal
 from rag.errors import IndexBusyError, RagError
 from rag.index import BuildReport, build_index
 from rag.pipeline import Pipeline
+from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 BUSY_RETRY_SECONDS = 2.0  # another build (rag index, rag watch) holds the index: try again after this long
@@ -28,6 +29,16 @@ SERVE_TIMEOUT_SECONDS = 60.0  # how long a written build may take to be loaded b
 KEEP_TICKETS = 100  # finished tickets remembered for GET /rebuilds/{number}
 
 State = Literal["queued", "running", "done", "failed"]
+
+
+def index_store(settings: Settings) -> object | None:
+    """Where a build goes: Milvus when RAG_MILVUS_URI is set (rag/milvus.py), else None, the build directories of
+    the index directory (build_index's default)."""
+    if not settings.milvus_uri:
+        return None
+    from rag.milvus import Milvus, MilvusStore
+
+    return MilvusStore(Milvus.from_settings(settings))
 
 
 def _now() -> str:
@@ -154,7 +165,8 @@ class Rebuilder:
         """An incremental build; while another process builds the index, wait for it and try again."""
         while True:
             try:
-                return build_index(self.corpus_dir, self.pipeline.index_dir, self.pipeline.settings, progress=False)
+                return build_index(self.corpus_dir, self.pipeline.index_dir, self.pipeline.settings, progress=False,
+                                   store=index_store(self.pipeline.settings))
             except IndexBusyError:
                 if self._closing.wait(self.busy_retry_s):
                     raise RuntimeError("the server stopped while another build held the index") from None

@@ -27,6 +27,7 @@ import watchfiles
 from rag.errors import IndexBusyError
 from rag.index import BuildReport, build_index
 from rag.ingest import ignored_name_reason
+from rag.rebuilds import index_store
 from rag.settings import Settings
 
 BUSY_RETRY_SECONDS = 5.0  # another build holds the index: try again after this long
@@ -119,7 +120,8 @@ class CorpusWatcher:
         due: float | None = time.monotonic()  # when the next update runs; None: nothing changed
         first_change: float | None = None
         next_poll = time.monotonic() if self.feeds else None
-        self.say(f"watching {self.corpus_dir} (index: {self.index_dir})"
+        where = f"Milvus at {self.settings.milvus_uri}" if self.settings.milvus_uri else self.index_dir
+        self.say(f"watching {self.corpus_dir} (index: {where})"
                  + (f", polling {len(self.feeds)} feeds every {self.every_s:g}s" if self.feeds else ""))
         # The first wake-up comes at once (a timeout), after the watch has started: nothing is missed meanwhile.
         for changes in watchfiles.watch(self.corpus_dir, watch_filter=self._is_article_change, stop_event=self.stop,
@@ -159,7 +161,7 @@ class CorpusWatcher:
 
         try:
             report = build_index(self.corpus_dir, self.index_dir, self.settings, progress=self.progress,
-                                 on_scanned=announce)
+                                 on_scanned=announce, store=index_store(self.settings))
         except IndexBusyError as error:
             self.say(f"{error}; trying again in {BUSY_RETRY_SECONDS:g}s")
             return False
