@@ -333,3 +333,33 @@ def test_schemathesis_finds_nothing_with_adding_articles_on(tmp_path: Path, seed
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-12_000:]
     assert "Selected: 4/" in output  # POST /articles, GET /rebuilds/{number}, GET /articles and /articles/{id}
+
+
+def test_stopping_the_server_lets_the_running_build_finish_and_fails_the_queued_one(
+        tmp_path: Path, seed_index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plumbing, with a build that waits to be let go: the running build is waited for (its switch is never cut
+    off by the process's exit), the one queued behind it says why it never ran."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(seed_index_dir, index_dir)
+    started, release = threading.Event(), threading.Event()
+
+    def build(*args: object, **kwargs: object) -> BuildReport:
+        started.set()
+        release.wait(30)
+        return BuildReport(unchanged=["a"])
+
+    monkeypatch.setattr("rag.rebuilds.build_index", build)
+    rebuilder = Rebuilder(tmp_path / "corpus", Pipeline(index_dir=index_dir))
+    running = rebuilder.request()
+    assert started.wait(10)
+    queued = rebuilder.request()
+    closing = threading.Thread(target=rebuilder.close, kwargs={"timeout": 30})
+    closing.start()
+    time.sleep(0.3)
+    assert closing.is_alive()  # waiting for the running build
+    release.set()
+    closing.join(timeout=30)
+    assert not closing.is_alive()
+    assert rebuilder.get(running.number).state == "done"
+    stopped = rebuilder.get(queued.number)
+    assert stopped.state == "failed" and "the server stopped before this build started" in stopped.error
