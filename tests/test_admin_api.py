@@ -18,6 +18,7 @@ from rag.rebuilds import Rebuilder
 from rag.settings import Settings, get_settings
 from web.admission import always_admitted
 from tests.conftest import copy_seed
+from tests.servers import serving
 from web.app import create_app
 
 pytestmark = pytest.mark.slow
@@ -297,11 +298,8 @@ def test_schemathesis_finds_nothing_with_adding_articles_on(tmp_path: Path, seed
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """tests/test_schema.py checks the schema of a server with adding articles off (every request 404); this checks
     both operations on one with it on and the token given, writing into a copy of the seed corpus."""
-    import socket
     import subprocess
     import sys
-
-    import uvicorn
 
     from tests.test_schema import HOOKS, MAX_EXAMPLES, SEED
 
@@ -309,27 +307,15 @@ def test_schemathesis_finds_nothing_with_adding_articles_on(tmp_path: Path, seed
     get_settings.cache_clear()
     copy_seed(tmp_path / "corpus")
     shutil.copytree(seed_index_dir, tmp_path / "index")
-    server = uvicorn.Server(uvicorn.Config(create_app(Pipeline(index_dir=tmp_path / "index")), log_level="warning"))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 180
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}/openapi.json"
+    # A rebuild queued by the run may still be switching when it ends: the server waits for it on stopping.
+    with serving(create_app(Pipeline(index_dir=tmp_path / "index")), stop_timeout_s=150) as base:
+        url = f"{base}/openapi.json"
         command = [sys.executable, "-m", "schemathesis.cli", "run", url, "--checks", "all", "--max-examples",
                    str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1", "--request-timeout", "30", "--no-color",
                    "--include-path-regex", "^/(articles|rebuilds)", "-H", f"Authorization: Bearer {TOKEN}"]
         environment = {**os.environ, "SCHEMATHESIS_HOOKS": HOOKS,
                        "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=150)
-        listener.close()
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-12_000:]
     assert "Selected: 4/" in output  # POST /articles, GET /rebuilds/{number}, GET /articles and /articles/{id}

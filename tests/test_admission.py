@@ -12,19 +12,19 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner
-from fastapi import FastAPI
 
 from rag.cli import main
 from rag.pipeline import Pipeline
 from rag.settings import Settings, get_settings
 from rag.types import Filters, Reply, Turn
+from tests import servers
 from web.app import create_app
 
 AT_ONCE_S = 1.0  # "at once": well under the stand-in's wait, with room for a busy shared machine
@@ -68,24 +68,8 @@ def limits(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
     get_settings.cache_clear()
 
 
-@contextmanager
-def serving(app: FastAPI, **options: object) -> Iterator[str]:
-    """The app in a uvicorn server on a free port (in a thread); yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
+# These apps start in no time (no models to load): a server not up within 30 s is a failure.
+serving = partial(servers.serving, start_timeout_s=30, stop_timeout_s=10)
 
 
 def wait_until(condition, timeout_s: float = 10) -> None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +19,7 @@ from rag.index import build_index
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 from tests.conftest import REPO, copy_seed
+from tests.servers import serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,8 +72,6 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def server_url(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app on a free localhost port, over the seed articles plus one whose text is hostile markup."""
-    import uvicorn
-
     from web.app import create_app
 
     root = tmp_path_factory.mktemp("web")
@@ -83,20 +79,8 @@ def server_url(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> 
     (corpus / f"{HOSTILE_ID}.md").write_text(HOSTILE_ARTICLE, encoding="utf-8")
     build_index(corpus, root / "index", Settings(), progress=False)
 
-    app = create_app(pipeline=Pipeline(Settings(), index_dir=root / "index"))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 180
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    listener.close()
+    with serving(create_app(pipeline=Pipeline(Settings(), index_dir=root / "index"))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -28,6 +25,7 @@ from rag.watch import skipped_lines
 from web.app import create_app
 
 from .conftest import SEED_CORPUS
+from .servers import serving
 from .test_browser import ask, browser, chromium_path, new_page, screenshot  # noqa: F401 (fixtures)
 
 DEFAULTS = near_duplicate_settings(Settings())
@@ -354,21 +352,8 @@ def test_rag_ask_json_shows_carried_by_and_duplicate_of(wire_index: Path) -> Non
 @pytest.fixture(scope="module")
 def wire_server(wire_index: Path, chromium_path: str) -> Iterator[str]:
     """The app over the wire corpus on a free localhost port."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(create_app(Pipeline(Settings(), index_dir=wire_index)), log_level="warning"))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 180
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    listener.close()
+    with serving(create_app(Pipeline(Settings(), index_dir=wire_index))) as url:
+        yield url
 
 
 @pytest.mark.slow

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from rag.pipeline import Pipeline
+from tests.servers import serving
 from web.app import create_app
 
 pytestmark = pytest.mark.slow
@@ -31,21 +30,8 @@ HOOKS = "tests.schemathesis_hooks"
 @pytest.fixture(scope="module")
 def server_url(seed_index_dir: Path) -> Iterator[str]:
     """The app on a free localhost port, over the session's seed index."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(create_app(Pipeline(index_dir=seed_index_dir)), log_level="warning"))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 180
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    listener.close()
+    with serving(create_app(Pipeline(index_dir=seed_index_dir))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
