@@ -58,13 +58,11 @@ def main() -> None:
 
 def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
     from rag.index import build_index
+    from rag.rebuilds import index_store
 
     settings = get_settings()
-    store, where = None, index_dir
-    if settings.milvus_uri:
-        from rag.milvus import Milvus, MilvusStore
-
-        store, where = MilvusStore(Milvus.from_settings(settings)), f"Milvus at {settings.milvus_uri}"
+    store = index_store(settings)
+    where = f"Milvus at {settings.milvus_uri}" if store else index_dir
 
     def announce(report) -> None:
         if not quiet and (report.added or report.changed):
