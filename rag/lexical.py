@@ -51,8 +51,11 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", stemmer=_lemma_stemmer(), return_ids=False, show_progress=False)
 
 
+K1, B = 1.5, 0.75  # BM25's term-frequency saturation and length normalisation (bm25s's defaults; Milvus is given them)
+
+
 def build_bm25(tokens: list[list[str]]) -> bm25s.BM25:
-    retriever = bm25s.BM25()
+    retriever = bm25s.BM25(k1=K1, b=B)
     retriever.index(tokens, show_progress=False)
     return retriever
 

@@ -3,7 +3,8 @@ there, so any number of `rag serve` replicas can answer from one Milvus without 
 
 A build is four collections, `<prefix>_<build>_<table>`:
     articles    metadata (JSON) and text, in parts of at most TEXT_PART characters (a VARCHAR holds 64 KB)
-    chunks      offsets, the chunk's text analyzed for Milvus's BM25 Function (a sparse field), the dense vector,
+    chunks      offsets, the chunk's BM25 tokens (as the FAISS path's bm25s has them) for Milvus's BM25 Function (a
+                sparse field), the dense vector,
                 and the article's outlet (case-folded) and date (YYYYMMDD, 0 when undated) for filter expressions
     sentences   offsets, vector and entity spans
     meta        the manifest (as rag/index.py writes it, plus the layout), document frequencies and content hashes
@@ -11,8 +12,9 @@ It is written whole into new collections, then the alias `<prefix>_current` is s
 one call, so a reader never sees half a build and a failed build leaves the alias where it was. The build before
 the served one is kept (a replica may still be switching from it); older ones and leftovers are dropped.
 
-Retrieval is one `hybrid_search`: the dense vectors and BM25 over the chunk text, fused by Milvus (WeightedRanker
-over normalised scores, as the local path's default convex fusion; RRFRanker with `FusionSettings(method="rrf")`),
+Retrieval is one `hybrid_search`: the dense vectors and BM25 over the chunks' tokens, fused by Milvus (WeightedRanker
+over raw scores, BM25's weighted by the question's idf, for the local path's default convex fusion; RRFRanker with
+`FusionSettings(method="rrf")`),
 with the outlet and date filters as filter expressions inside both searches. The small tables (articles' metadata,
 chunk and sentence offsets, document frequencies) are read once when a build is opened, as IndexData holds them;
 texts, sentence vectors and spans are read by id when a question needs them.
@@ -42,20 +44,26 @@ from rag.index import (KEEP_OLDER_BUILDS, TOKENIZE_BATCH, ArticleRows, BuildRepo
                        build_manifest, check_model, reuse_problem)
 from rag.retrieval import FusionSettings
 from rag.settings import Settings
-from rag.types import Article, Chunk, Filters, Passage
+from rag.types import Article, Filters, Passage
 
 log = logging.getLogger(__name__)
 
-LAYOUT = 1  # the collections' schema; a build of another layout is refused with a message to rebuild
+LAYOUT = 2  # the collections' schema; a build of another layout is refused with a message to rebuild
+# Chunks' `text` holds this program's BM25 tokens (bm25_text), word characters joined by spaces, which the standard
+# tokenizer (no filters) splits back into the same tokens (Milvus Lite has no whitespace tokenizer).
+ANALYZER = {"tokenizer": "standard"}
+BM25_PARAMS = {"bm25_k1": lexical.K1, "bm25_b": lexical.B}
 TEXT_PART = 16_000  # characters per VARCHAR part: 4 bytes each at most, under Milvus's 65,535-byte limit
 PARTS_PER_ARTICLE = 4_096  # an article's parts have ids row * PARTS_PER_ARTICLE + part (2 MB fits in 131)
 META_PART = 16_000  # characters of a JSON value per meta row
 INSERT_BATCH = 1_000
 GET_BATCH = 1_000
 SCAN_PAGE = 10_000  # rows per query when a build's tables are read (Milvus returns at most 16,384)
+CACHED_ARTICLES = 256  # article texts kept per build
 CACHED_SENTENCES = 8_192  # sentence rows (vector and spans) kept per build: a question reads the same ones again
 POLL_SECONDS = 1.0  # how often a server asks Milvus which build the alias names
 IVF_NPROBE = vectors.NPROBE
+BM25_SCALE = 0.7  # BM25's weight per unit of question idf against the inner product's 1 (bench/milvus_fusion.py)
 _DUMMY = [1.0, 0.0]  # Milvus needs a vector field in every collection; articles and meta hold this one
 _BUILD = re.compile(r"b[0-9]{8}T[0-9]{12}Z_[0-9a-f]{6}")
 TABLES = ("articles", "sentences", "chunks", "meta")
@@ -98,7 +106,7 @@ def describe_error(error: BaseException, uri: str, connecting: bool = False) -> 
         return error
     text = _short(error)
     lowered = text.lower()
-    if any(word in lowered for word in ("auth", "credential", "password", "token", "unauthenticated", "permission denied")):
+    if re.search(r"\b(auth\w*|credentials?|password|token|unauthenticated|permission denied)\b", lowered):
         return StoreUnavailableError(f"Milvus at {uri} refused the credentials ({text}): set RAG_MILVUS_TOKEN to "
                                      "\"user:password\" or an API key that may use it")
     if connecting or any(word in lowered for word in ("connect", "unavailable", "deadline", "timed out", "timeout",
@@ -256,13 +264,44 @@ class MilvusIndex(IndexData):
         self.directory = Path(build)  # what status and logs name
         self.names = {table: milvus.collection(build, table) for table in TABLES}
         self._open_build()
-        catalog, read_text = self.catalog, self._text
+        self._texts: OrderedDict[int, str] = OrderedDict()
+        self._texts_lock = threading.Lock()
 
-        @lru_cache(maxsize=256)
-        def article_at(i: int) -> Article:
-            return replace(catalog[i], text=read_text(i))
+    def article_at(self, i: int) -> Article:
+        return replace(self.catalog[i], text=self.texts([i])[i])
 
-        self.article_at = article_at
+    def texts(self, articles: list[int]) -> dict[int, str]:
+        """The texts of articles (rows of the catalog), the recent CACHED_ARTICLES kept; those not cached are read
+        together, by primary key: a filtered query scans the collection (30-270 ms an article in Milvus Lite)."""
+        with self._texts_lock:
+            found = {a: self._texts[a] for a in articles if a in self._texts}
+        missing = [a for a in dict.fromkeys(articles) if a not in found]
+        if missing:
+            found.update(self._read_texts(missing))
+        with self._texts_lock:
+            for a in articles:
+                self._texts[a] = found[a]
+                self._texts.move_to_end(a)
+            while len(self._texts) > CACHED_ARTICLES:
+                self._texts.popitem(last=False)
+        return found
+
+    def _read_texts(self, articles: list[int]) -> dict[int, str]:
+        """Article texts from their parts (ids article * PARTS_PER_ARTICLE + part). The parts asked for first are
+        those the article's chunks reach into, and one more; while the last part asked for exists, more are."""
+        parts: dict[int, dict[int, str]] = {a: {} for a in articles}
+        asked = {a: (0, int(self.text_reach[a]) // TEXT_PART + 2) for a in articles}
+        while asked:
+            ids = [a * PARTS_PER_ARTICLE + p for a, (lo, hi) in asked.items() for p in range(lo, hi)]
+            for lo in range(0, len(ids), GET_BATCH):
+                with self.milvus.calls():
+                    rows = self.milvus.client.get(self.names["articles"], ids=ids[lo:lo + GET_BATCH],
+                                                  output_fields=["text"])
+                for row in rows:
+                    a, part = divmod(int(row["id"]), PARTS_PER_ARTICLE)
+                    parts[a][part] = row["text"]
+            asked = {a: (hi, hi + 8) for a, (lo, hi) in asked.items() if hi - 1 in parts[a] and hi < PARTS_PER_ARTICLE}
+        return {a: "".join(text for _, text in sorted(parts[a].items())) for a in articles}
 
     def _open_build(self) -> None:
         where = f"Milvus build {self.build} at {self.milvus.uri}"
@@ -294,6 +333,8 @@ class MilvusIndex(IndexData):
         self.chunk_table = _table(chunks, ("article", "start", "end", "first", "last"))
         self.sentence_table = _table(sentences, ("article", "start", "end"))
         self.chunk_article = self.chunk_table[:, 0]
+        self.text_reach = np.zeros(len(self.catalog), dtype=np.int64)  # the end of each article's last chunk
+        np.maximum.at(self.text_reach, self.chunk_article, self.chunk_table[:, 2])
         found = {"articles": len(self.catalog), "chunks": len(self.chunk_table), "sentences": len(self.sentence_table)}
         for name, have in found.items():
             if have != counts[name]:
@@ -325,17 +366,9 @@ class MilvusIndex(IndexData):
                 parts[row["key"]] = row["value"]
         return json.loads("".join(parts[i] for i in ids))
 
-    def _text(self, i: int) -> str:
-        parts = []
-        with self.milvus.calls():
-            rows = self.milvus.client.query(self.names["articles"], filter=f"article == {int(i)}",
-                                            output_fields=["part", "text"], limit=PARTS_PER_ARTICLE)
-        for row in sorted(rows, key=lambda r: r["part"]):
-            parts.append(row["text"])
-        return "".join(parts)
-
     def close(self) -> None:
         self.sentence_vectors.close()
+        self._texts.clear()
 
     def content_hashes(self) -> dict[str, str]:
         with self.milvus.calls():
@@ -363,13 +396,20 @@ class MilvusIndex(IndexData):
         return ArticleRows(sentences, chunks, chunk_vectors, sentence_vectors,
                            np.array(spans, dtype=np.int64).reshape(-1, 5), labels)
 
+    def fusion_weights(self, terms: list[str], dense_weight: float) -> tuple[float, float]:
+        """WeightedRanker's weights for the raw inner product and the raw BM25 score of a question of these terms:
+        BM25's divided by the terms' idf, which its scores grow with, and times BM25_SCALE. Milvus's own
+        normalisation (arctan of each score) ranks worse than the local path's min-max, this one as well on SQuAD
+        train questions (bench/milvus_fusion.py)."""
+        idf_sum = sum(self.idf(term) for term in set(terms)) or 1.0
+        return dense_weight, (1 - dense_weight) * BM25_SCALE / idf_sum
+
     def hybrid_passages(self, question: str, query_vector: np.ndarray, k: int, filters: Filters | None = None,
                         candidates: int = 50, fusion: FusionSettings = FusionSettings()) -> list[Passage]:
         """The k best chunks: dense and BM25 searches of `candidates` each, restricted by the filters and fused, all
-        in Milvus. Fusion follows `fusion` as the local path does: "convex" is Milvus's WeightedRanker over normalised
-        scores (dense_weight and the rest), "rrf" its RRFRanker. A passage's score is the fused score min-max scaled
-        over the candidates, as the local path scales scores (the answerer reads it as a clue). On the dev questions
-        the convex fusion gives the local path's top quote for 13 of 14, RRF for 12."""
+        in Milvus. Fusion follows `fusion` as the local path does: "convex" is Milvus's WeightedRanker over raw scores
+        (see fusion_weights), "rrf" its RRFRanker. A passage's score is the fused score min-max scaled over the
+        candidates, as the local path scales scores (the answerer reads it as a clue)."""
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
         expression = filter_expression(filters) or ""
@@ -377,13 +417,15 @@ class MilvusIndex(IndexData):
         dense_params = {"metric_type": "IP", "params": {"nprobe": IVF_NPROBE}}
         requests = [AnnSearchRequest([np.asarray(query_vector, np.float32).tolist()], "dense", dense_params, limit,
                                      expr=expression)]
-        if lexical.tokenize([question])[0]:  # a question of stopwords only has no BM25 terms
-            requests.append(AnnSearchRequest([question], "sparse", {"metric_type": "BM25"}, limit, expr=expression))
+        terms = lexical.tokenize([question])[0]
+        if terms:  # a question of stopwords only has no BM25 terms
+            requests.append(AnnSearchRequest([bm25_text(terms)], "sparse", {"metric_type": "BM25"}, limit,
+                                             expr=expression))
         if fusion.method == "rrf":
             ranker = RRFRanker(fusion.rrf_k)
         elif fusion.method == "convex":
             weight = fusion.dense_weight if len(requests) == 2 else 1.0
-            ranker = WeightedRanker(*[weight, 1 - weight][:len(requests)], norm_score=True)
+            ranker = WeightedRanker(*self.fusion_weights(terms, weight)[:len(requests)], norm_score=False)
         else:
             raise ValueError(f"fusion method must be 'convex' or 'rrf', got {fusion.method!r}")
         with self.milvus.calls():
@@ -391,6 +433,7 @@ class MilvusIndex(IndexData):
                                                     output_fields=["id"])[0]
         if not hits:
             return []
+        self.texts(sorted({int(self.chunk_article[int(hit["id"])]) for hit in hits[:k]}))  # read together
         high, low = float(hits[0]["distance"]), float(hits[-1]["distance"])
         return [Passage(int(hit["id"]), self.chunk(int(hit["id"])),
                         (float(hit["distance"]) - low) / (high - low) if high > low else 1.0) for hit in hits[:k]]
@@ -517,31 +560,29 @@ class MilvusStore:
             {"id": i, "article": int(a), "start": int(s), "end": int(e), "vector": sentence_vectors[i].tolist(),
              "spans": spans[span_ptr[i]:span_ptr[i + 1]].tolist()}
             for i, (a, s, e) in enumerate(tables["sentences"].tolist())))
-        # chunks: offsets, text for BM25, dense vector, filter fields
-        analyzer = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": ["_english_"]},
-                                                        {"type": "stemmer", "language": "english"}]}
+        # chunks: offsets, the chunk's tokens for BM25, dense vector, filter fields
+        chunk_rows = tables["chunks"].tolist()
+        tokens: list[list[str]] = []
+        for lo in range(0, len(chunk_rows), TOKENIZE_BATCH):
+            tokens += lexical.tokenize([articles[a].text[s:e] for a, s, e, _, _ in chunk_rows[lo:lo + TOKENIZE_BATCH]])
         create("chunks", [("id", DataType.INT64, {"is_primary": True}), ("article", DataType.INT64, {}),
                           ("start", DataType.INT64, {}), ("end", DataType.INT64, {}), ("first", DataType.INT64, {}),
                           ("last", DataType.INT64, {}),
                           ("text", DataType.VARCHAR, {"max_length": 65_535, "enable_analyzer": True,
-                                                      "analyzer_params": analyzer}),
+                                                      "analyzer_params": ANALYZER}),
                           ("sparse", DataType.SPARSE_FLOAT_VECTOR, {}),
                           ("dense", DataType.FLOAT_VECTOR, {"dim": dims}),
                           ("source", DataType.VARCHAR, {"max_length": 1_024}), ("published", DataType.INT64, {})],
-               [("dense", *dense_index), ("sparse", "SPARSE_INVERTED_INDEX", "BM25", {})],
+               [("dense", *dense_index), ("sparse", "SPARSE_INVERTED_INDEX", "BM25", BM25_PARAMS)],
                [Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
                          output_field_names=["sparse"])])
         chunk_vectors = _stack([r.chunk_vectors for r in rows], dims)
-        chunk_rows = tables["chunks"].tolist()
         self._insert(name("chunks"), (
             {"id": i, "article": a, "start": s, "end": e, "first": lo, "last": hi,
-             "text": articles[a].text[s:e][:TEXT_PART], "dense": chunk_vectors[i].tolist(),
+             "text": bm25_text(tokens[i]), "dense": chunk_vectors[i].tolist(),
              "source": articles[a].source.casefold()[:256], "published": _date_number(articles[a].published)}
             for i, (a, s, e, lo, hi) in enumerate(chunk_rows)))
-        # meta: manifest, document frequencies (the answerer's idf, by this program's tokenizer), hashes
-        tokens: list[list[str]] = []
-        for lo in range(0, len(chunk_rows), TOKENIZE_BATCH):
-            tokens += lexical.tokenize([articles[a].text[s:e] for a, s, e, _, _ in chunk_rows[lo:lo + TOKENIZE_BATCH]])
+        # meta: manifest, document frequencies (the answerer's idf), hashes
         manifest = {**build_manifest(settings, len(articles), tables, span_labels), "layout": LAYOUT, "build": build}
         create("meta", [("key", DataType.VARCHAR, {"is_primary": True, "max_length": 64}),
                         ("value", DataType.VARCHAR, {"max_length": 65_535}), dummy], [dummy_index])
@@ -573,6 +614,14 @@ class MilvusStore:
         # Sealed now, its indexes built: unflushed rows are searched by brute force, and BM25 over them is
         # recomputed on every search (seconds a query on a corpus of a few hundred articles, bench/milvus.py).
         self.milvus.client.flush(collection)
+
+
+def bm25_text(tokens: list[str]) -> str:
+    """A chunk's or a question's tokens as Milvus's BM25 reads them: this program's tokenizer (stems, lemmas of
+    irregular words, no stopwords) joined by spaces and split there by ANALYZER, so Milvus scores the terms the
+    FAISS path's bm25s scores (pure). Long chunks keep what fits a VARCHAR."""
+    text = " ".join(tokens)
+    return text if len(text) <= TEXT_PART else text[:text.rfind(" ", 0, TEXT_PART + 1)]
 
 
 def partial_name(milvus: Milvus, build: str):
