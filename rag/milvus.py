@@ -105,8 +105,12 @@ def describe_error(error: BaseException, uri: str, connecting: bool = False) -> 
     if isinstance(error, RagError):
         return error
     text = _short(error)
+    causes = list(_causes(error))
+    refused = [c for c in causes if _grpc_code(c) in ("UNAUTHENTICATED", "PERMISSION_DENIED")]
+    if refused:  # pymilvus reports a refused token while connecting as "Fail connecting", the reason in its cause
+        text = _short(refused[0]) if not hasattr(refused[0], "details") else " ".join(refused[0].details().split())
     lowered = text.lower()
-    if re.search(r"\b(auth\w*|credentials?|password|token|unauthenticated|permission denied)\b", lowered):
+    if refused or re.search(r"\b(auth\w*|credentials?|password|token|unauthenticated|permission denied)\b", lowered):
         return StoreUnavailableError(f"Milvus at {uri} refused the credentials ({text}): set RAG_MILVUS_TOKEN to "
                                      "\"user:password\" or an API key that may use it")
     if connecting or any(word in lowered for word in ("connect", "unavailable", "deadline", "timed out", "timeout",
@@ -115,6 +119,24 @@ def describe_error(error: BaseException, uri: str, connecting: bool = False) -> 
                 else "is Milvus running, and is the URI right?")
         return StoreUnavailableError(f"cannot reach Milvus at {uri} ({text or 'no reply'}): {hint}")
     return StoreUnavailableError(f"Milvus at {uri} failed: {text}")
+
+
+def _causes(error: BaseException):
+    """The error and those it was raised from."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _grpc_code(error: BaseException) -> str:
+    """The gRPC status of an RpcError (its name), "" for other errors."""
+    code = getattr(error, "code", None)
+    try:
+        return getattr(code(), "name", "") if callable(code) else ""
+    except Exception:
+        return ""
 
 
 def _quiet_pymilvus() -> None:

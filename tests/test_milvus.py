@@ -220,3 +220,70 @@ def test_a_collection_of_another_layout_is_refused_with_a_message(tmp_path: Path
         assert client.post("/ask", json={"question": "Who met?"}).status_code == 503
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "rag index --milvus" in ready.json()["reason"]
+
+
+def refusing_milvus():
+    """A gRPC server on a free port that answers every call as a Milvus server with authentication enabled answers
+    a wrong token (UNAUTHENTICATED, its message): a stand-in for the server these machines cannot run."""
+    import grpc
+
+    def refuse(request: bytes, context: grpc.ServicerContext) -> bytes:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                      "auth check failure, please check username and password are correct")
+
+    class Refuse(grpc.GenericRpcHandler):
+        def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+            return grpc.unary_unary_rpc_method_handler(refuse)
+
+    from concurrent import futures
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[Refuse()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+def test_a_wrong_token_is_one_line_and_readyz_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    server, uri = refusing_milvus()
+    try:
+        monkeypatch.setenv("RAG_MILVUS_TOKEN", "root:wrong")
+        result = CliRunner().invoke(main, ["ask", "Who met?", "--milvus", uri])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(f"Error: Milvus at {uri} refused the credentials") and "RAG_MILVUS_TOKEN" in \
+            result.output and result.output.count("\n") == 1
+        with TestClient(create_app(Pipeline(settings=Settings(milvus_uri=uri)), warm_up=False)) as client:
+            assert client.post("/ask", json={"question": "Who met?"}).status_code == 503
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "refused the credentials" in ready.json()["reason"]
+    finally:
+        server.stop(0)
+
+
+def test_a_build_of_an_older_layout_or_with_a_dropped_collection_says_rebuild_and_rag_index_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.milvus
+
+    corpus, db = copy_seed(tmp_path / "corpus"), tmp_path / "layouts.db"
+    with monkeypatch.context() as older:
+        older.setattr(rag.milvus, "LAYOUT", rag.milvus.LAYOUT - 1)
+        build_into_milvus(corpus, db)
+    milvus = Milvus(str(db))
+    with pytest.raises(IndexOutdatedError, match=f"has collection layout {rag.milvus.LAYOUT - 1}, this version reads "
+                                                 f"layout {rag.milvus.LAYOUT}: run `rag index --milvus"):
+        milvus.open()
+    asked = CliRunner().invoke(main, ["ask", "Who met?", "--milvus", str(db)])
+    assert asked.exit_code == 1 and "rag index --milvus" in asked.output and asked.output.count("\n") == 1
+    rebuilt = CliRunner().invoke(main, ["index", "--corpus", str(corpus), "--milvus", str(db)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt from the corpus" in rebuilt.output
+    served = milvus.open()
+    assert served.manifest["layout"] == rag.milvus.LAYOUT
+    milvus.client.drop_collection(served.names["chunks"])
+    with pytest.raises(IndexOutdatedError, match=f"lacks collections {served.names['chunks']}"):
+        milvus.open()
+    with TestClient(create_app(Pipeline(settings=milvus_settings(db)), warm_up=False)) as client:
+        assert client.post("/ask", json={"question": "Who met?"}).status_code == 503
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "rag index --milvus" in ready.json()["reason"]
+    assert CliRunner().invoke(main, ["index", "--corpus", str(corpus), "--milvus", str(db)]).exit_code == 0
+    assert len(milvus.open().chunk_table) == len(served.chunk_table)
