@@ -25,8 +25,10 @@ import contextlib
 import json
 import logging
 import math
+import os
 import re
 import secrets
+import socket
 import datetime as dt
 import threading
 import time
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from rag import embedding, lexical, vectors
-from rag.errors import IndexNotBuiltError, IndexOutdatedError, RagError, StoreUnavailableError
+from rag.errors import IndexBusyError, IndexNotBuiltError, IndexOutdatedError, RagError, StoreUnavailableError
 from rag.index import (KEEP_OLDER_BUILDS, TOKENIZE_BATCH, ArticleRows, BuildReport, IndexData, _assemble,
                        build_manifest, check_model, reuse_problem)
 from rag.retrieval import FusionSettings
@@ -61,6 +63,7 @@ GET_BATCH = 1_000
 SCAN_PAGE = 10_000  # rows per query when a build's tables are read (Milvus returns at most 16,384)
 CACHED_ARTICLES = 256  # article texts kept per build
 CACHED_SENTENCES = 8_192  # sentence rows (vector and spans) kept per build: a question reads the same ones again
+LOCK_STALE_HOURS = 24  # a build lock this old is taken over (a build of a whole archive takes hours)
 POLL_SECONDS = 1.0  # how often a server asks Milvus which build the alias names
 IVF_NPROBE = vectors.NPROBE
 BM25_SCALE = 0.7  # BM25's weight per unit of question idf against the inner product's 1 (bench/milvus_fusion.py)
@@ -475,10 +478,64 @@ class MilvusStore:
     def __init__(self, milvus: Milvus) -> None:
         self.milvus = milvus
 
-    def lock(self) -> contextlib.AbstractContextManager:
-        # Milvus Lite opens a file in one process at a time; on a server two builds write their own collections
-        # and the later switch wins, so nothing is locked here.
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One build at a time per Milvus and prefix, as build_lock is per index directory: the alias
+        `<prefix>_building`, which Milvus creates only once, names a small collection whose name says who holds it
+        (host, pid, start). A second build fails at once naming the holder (its prune would otherwise drop the
+        first's collections as leftovers); a lock left by a process that died on this host, or older than
+        LOCK_STALE_HOURS, is taken over. (Milvus Lite opens a file in one process anyway.)"""
+        milvus, alias = self.milvus, f"{self.milvus.prefix}_building"
+        host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:60] or "host"
+        holder = (f"{milvus.prefix}_lock_{host}_{os.getpid()}_"
+                  f"{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}")
+        with milvus.calls():
+            client = milvus.client
+            self._create_small(holder)
+            for attempt in range(2):
+                try:
+                    client.create_alias(holder, alias)
+                    break
+                except Exception as error:
+                    other = self._lock_holder(alias)
+                    if attempt == 0 and other is not None and _stale(other, milvus.prefix, host):
+                        log.warning("taking over the Milvus build lock %s left by %s", alias, other)
+                        client.drop_alias(alias)
+                        self._drop_collection(other)
+                        continue
+                    self._drop_collection(holder)
+                    if other is None:
+                        raise describe_error(error, milvus.uri) from None
+                    raise IndexBusyError(f"another build into Milvus at {milvus.uri} is running ({_who(other, milvus.prefix)}); "
+                                         "wait for it to finish") from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                client.drop_alias(alias)
+            self._drop_collection(holder)
+
+    def _lock_holder(self, alias: str) -> str | None:
+        try:
+            return self.milvus.client.describe_alias(alias)["collection_name"]
+        except Exception:
+            return None
+
+    def _create_small(self, name: str) -> None:
+        """A collection of one dummy vector field and no rows (what an alias can name)."""
+        from pymilvus import DataType
+
+        client = self.milvus.client
+        schema = client.create_schema(auto_id=False, description="rag-news build lock")
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("dummy", DataType.FLOAT_VECTOR, dim=len(_DUMMY))
+        index_params = client.prepare_index_params()
+        index_params.add_index("dummy", index_type="FLAT", metric_type="IP")
+        client.create_collection(name, schema=schema, index_params=index_params)
+
+    def _drop_collection(self, name: str) -> None:
+        with contextlib.suppress(Exception):
+            self.milvus.client.drop_collection(name)
 
     def reusable(self, settings: Settings, report: BuildReport) -> tuple[IndexData | None, dict[str, str]]:
         build = self.milvus.served_build()  # unreachable: raised, nothing to build into
@@ -636,6 +693,38 @@ class MilvusStore:
         # Sealed now, its indexes built: unflushed rows are searched by brute force, and BM25 over them is
         # recomputed on every search (seconds a query on a corpus of a few hundred articles, bench/milvus.py).
         self.milvus.client.flush(collection)
+
+
+def _lock_parts(holder: str, prefix: str) -> tuple[str, int, dt.datetime] | None:
+    """Host, pid and start of a lock collection's name (None if it is not one)."""
+    found = re.fullmatch(re.escape(prefix) + r"_lock_(\w+)_([0-9]+)_([0-9]{8}T[0-9]{6})_[0-9a-f]{6}", holder)
+    if not found:
+        return None
+    started = dt.datetime.strptime(found[3], "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
+    return found[1], int(found[2]), started
+
+
+def _who(holder: str, prefix: str) -> str:
+    parts = _lock_parts(holder, prefix)
+    return f"pid {parts[1]} on {parts[0]}, since {parts[2]:%Y-%m-%d %H:%M} UTC" if parts else holder
+
+
+def _stale(holder: str, prefix: str, host: str) -> bool:
+    """A lock whose process died on this host, or older than LOCK_STALE_HOURS."""
+    parts = _lock_parts(holder, prefix)
+    if parts is None:
+        return False
+    if dt.datetime.now(dt.timezone.utc) - parts[2] > dt.timedelta(hours=LOCK_STALE_HOURS):
+        return True
+    if parts[0] != host:
+        return False
+    try:
+        os.kill(parts[1], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def bm25_text(tokens: list[str]) -> str:

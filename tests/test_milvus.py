@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from rag.cli import main
-from rag.errors import IndexOutdatedError, StoreUnavailableError
+from rag.errors import IndexBusyError, IndexOutdatedError, StoreUnavailableError
 from rag.index import analyze, build_index
 from rag.ingest import read_article_file
 from rag.milvus import Milvus, MilvusStore, describe_error, filter_expression
@@ -287,3 +287,25 @@ def test_a_build_of_an_older_layout_or_with_a_dropped_collection_says_rebuild_an
         assert ready.status_code == 503 and "rag index --milvus" in ready.json()["reason"]
     assert CliRunner().invoke(main, ["index", "--corpus", str(corpus), "--milvus", str(db)]).exit_code == 0
     assert len(milvus.open().chunk_table) == len(served.chunk_table)
+
+
+def test_one_build_at_a_time_into_a_milvus_and_a_dead_builders_lock_is_taken_over(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    store = MilvusStore(Milvus(str(tmp_path / "lock.db")))
+    with store.lock():
+        with pytest.raises(IndexBusyError, match=f"another build into Milvus at .* is running \\(pid {os.getpid()} "):
+            with store.lock():
+                pass
+    with store.lock():  # released
+        pass
+    # A lock left by a process that is gone (a build killed with -9): taken over.
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:60]
+    dead = 2 ** 22 + 1  # above the pid limit of this machine's kernel
+    left = f"rag_lock_{host}_{dead}_20261202T000000_0a1b2c"
+    store._create_small(left)
+    store.milvus.client.create_alias(left, "rag_building")
+    with store.lock():
+        assert left not in store.milvus.client.list_collections()
+    assert [c for c in store.milvus.client.list_collections() if "_lock_" in c] == []
