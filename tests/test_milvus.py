@@ -105,6 +105,26 @@ def test_dev_questions_give_the_same_top_quote_as_faiss(milvus_seed: Path, seed_
     assert sum(same) >= 13, [row["id"] for row, s in zip(rows, same) if not s]
 
 
+def test_milvus_bm25_scores_the_terms_the_local_bm25_scores(milvus_seed: Path, seed_index) -> None:
+    """Chunks hold rag's tokens for Milvus's BM25, which is given bm25s's k1 and b: the same chunks score, each
+    (k1 + 1) times bm25s's score (bm25s's Lucene variant leaves that factor out)."""
+    from rag import lexical
+    from rag.milvus import bm25_text
+    from rag.retrieval import lexical_candidates
+
+    index = Milvus(str(milvus_seed)).open()
+    questions = [json.loads(line)["question"] for line in DEV_QUESTIONS.read_text().splitlines() if line.strip()]
+    for question in questions + ["Who told reporters the leaders had spoken?", "What did the children's ministries say?"]:
+        terms = lexical.tokenize([question])[0]
+        hits = index.milvus.client.search(index.names["chunks"], [bm25_text(terms)], anns_field="sparse", limit=10,
+                                          search_params={"metric_type": "BM25"}, output_fields=["id"])[0]
+        local = lexical_candidates(seed_index, question, 10)
+        remote = {int(h["id"]): abs(float(h["distance"])) for h in hits}
+        assert set(remote) == set(local), question
+        for chunk, score in remote.items():
+            assert score == pytest.approx((lexical.K1 + 1) * local[chunk], rel=1e-3), question
+
+
 @pytest.mark.parametrize("filters", [Filters(sources=("jiji press",)), Filters(sources=("Yomiuri Shimbun",)),
                                      Filters(since="2025-06-10"), Filters(until="2025-06-05"),
                                      Filters(sources=("Yomiuri Shimbun",), since="2025-06-06"),
