@@ -113,13 +113,14 @@ def check_simulation(index: MilvusIndex, texts: list[str], vectors: np.ndarray, 
 
     same = {"normalised": 0, "raw": 0}
     for text, vector, l in zip(texts, vectors, lists):
+        terms = lexical.tokenize([text])[0]
+        weights = index.fusion_weights(terms, 0.5)
         requests = [AnnSearchRequest([vector.tolist()], "dense", {"metric_type": "IP"}, candidates),
-                    AnnSearchRequest([bm25_text(lexical.tokenize([text])[0])], "sparse", {"metric_type": "BM25"},
-                                     candidates)]
+                    AnnSearchRequest([bm25_text(terms)], "sparse", {"metric_type": "BM25"}, candidates)]
         rankers = {"normalised": (WeightedRanker(0.5, 0.5, norm_score=True),
                                   arctan_weighted(l.milvus_dense, l.milvus_sparse, 0.5)),
-                   "raw": (WeightedRanker(*index.fusion_weights(lexical.tokenize([text])[0], 0.5), norm_score=False),
-                           raw_weighted(l.milvus_dense, l.milvus_sparse, *index.fusion_weights(lexical.tokenize([text])[0], 0.5)))}
+                   "raw": (WeightedRanker(*weights, norm_score=False),
+                           raw_weighted(l.milvus_dense, l.milvus_sparse, *weights))}
         for name, (ranker, simulated) in rankers.items():
             hits = index.milvus.client.hybrid_search(index.names["chunks"], requests, ranker, limit=K,
                                                      output_fields=["id"])[0]

@@ -506,8 +506,8 @@ class MilvusStore:
                     self._drop_collection(holder)
                     if other is None:
                         raise describe_error(error, milvus.uri) from None
-                    raise IndexBusyError(f"another build into Milvus at {milvus.uri} is running ({_who(other, milvus.prefix)}); "
-                                         "wait for it to finish") from None
+                    raise IndexBusyError(f"another build into Milvus at {milvus.uri} is running "
+                                         f"({_who(other, milvus.prefix)}); wait for it to finish") from None
         try:
             yield
         finally:
@@ -732,7 +732,7 @@ def bm25_text(tokens: list[str]) -> str:
     irregular words, no stopwords) joined by spaces and split there by ANALYZER, so Milvus scores the terms the
     FAISS path's bm25s scores (pure). Long chunks keep what fits a VARCHAR."""
     text = " ".join(tokens)
-    return text if len(text) <= TEXT_PART else text[:text.rfind(" ", 0, TEXT_PART + 1)]
+    return text if len(text) <= TEXT_PART else text[:max(0, text.rfind(" ", 0, TEXT_PART + 1))]
 
 
 def partial_name(milvus: Milvus, build: str):

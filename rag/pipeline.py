@@ -73,6 +73,8 @@ class Pipeline:
         self._stamp: tuple[int, int, int] | None = None  # CURRENT's stamp then
         self._lock = threading.Lock()
         self._watching = False
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def index(self) -> IndexData:
         """The served build. CURRENT is checked on each call (one stat); when it changes, the build it names is
@@ -124,19 +126,25 @@ class Pipeline:
         if self._watching:
             return
         self._watching = True
-        pipeline_ref = weakref.ref(self)
+        pipeline_ref, closed = weakref.ref(self), self._closed
 
         def run() -> None:
-            while (pipeline := pipeline_ref()) is not None:
+            while not closed.is_set() and (pipeline := pipeline_ref()) is not None:
                 try:
                     with pipeline._lock:
                         pipeline._refresh()
                 except Exception:  # never expected (_refresh catches load errors); the watcher must not die of it
                     log.exception("looking for a new index build failed")
                 del pipeline
-                time.sleep(seconds)
+                closed.wait(seconds)
 
-        threading.Thread(target=run, name="index-watcher", daemon=True).start()
+        self._watcher = threading.Thread(target=run, name="index-watcher", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop looking for new builds (a server shutting down). A watcher still asking an in-process Milvus Lite
+        while the interpreter exits makes its gRPC server print a traceback."""
+        self._closed.set()
 
     def warm_up(self) -> None:
         """Load the models, the word tables and the index now rather than on the first request."""

@@ -326,6 +326,7 @@ def create_app(pipeline: Pipeline | None = None, warm_up: bool = True) -> FastAP
             app.state.pipeline.watch()  # a new build is loaded, or a damaged one reported, between requests too
         yield
         admin.close_rebuilder(app.state)  # a build queued by POST /articles finishes its switch
+        app.state.pipeline.close()
 
     # /docs is served below from local files; ReDoc (CDN script, inline styles) is not offered.
     app = FastAPI(title="News QA", summary="Answers from the articles' own words, with citations.",
