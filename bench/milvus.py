@@ -49,8 +49,7 @@ from rag.settings import Settings  # noqa: E402
 
 K = 10
 PASSAGES = 100  # chunks asked of retrieve per query: enough for 10 distinct documents
-LATENCY_QUERIES = 50  # queries timed per set (Milvus Lite reads each passage's article text by a filtered query)
-TEXT_PAGE = 2_000  # articles per query when texts are read at once
+LATENCY_QUERIES = 50  # queries timed per set
 TEST_SETS = ("time_news_1963", "scifact")
 QUICK_DOCS = 30
 NDCG_TOLERANCE = 0.01
@@ -97,25 +96,6 @@ def milvus_copy(index_name: str) -> tuple[IndexData, float]:
     return index, report.seconds if report.build else 0.0
 
 
-def texts_in_memory(index: IndexData) -> None:
-    """Read every article's text from Milvus at once (paged) and serve chunks from memory: a MilvusIndex reads an
-    article's text with one filtered query (60-270 ms each in Milvus Lite on SciFact) and caches 256 articles."""
-    from dataclasses import replace
-
-    milvus, name = index.milvus, index.names["articles"]
-    parts: dict[int, list[tuple[int, str]]] = {}
-    for lo in range(0, len(index.catalog), TEXT_PAGE):
-        rows = milvus.client.query(name, filter=f"article >= {lo} and article < {lo + TEXT_PAGE}",
-                                   output_fields=["article", "part", "text"], limit=16_384)
-        if len(rows) == 16_384:
-            raise RuntimeError(f"more than 16,384 text parts in articles {lo}-{lo + TEXT_PAGE}: lower TEXT_PAGE")
-        for row in rows:
-            parts.setdefault(int(row["article"]), []).append((int(row["part"]), row["text"]))
-    articles = [replace(article, text="".join(text for _, text in sorted(parts.get(i, []))))
-                for i, article in enumerate(index.catalog)]
-    index.article_at = articles.__getitem__
-
-
 def document_ranking(index: IndexData, passages: list) -> list[str]:
     ranked: dict[str, None] = {}
     for passage in passages:
@@ -146,7 +126,6 @@ def retrieval_side_by_side(name: str, quick: bool) -> dict:
             started = time.perf_counter()
             retrieve(index, text, embedding.embed_query(text), K, None, settings.candidates, settings.fusion)
             timings[path].append((time.perf_counter() - started) * 1000)
-    texts_in_memory(remote)  # ranking PASSAGES chunks a query would otherwise read up to as many texts from Milvus
     for qid, text, vector in zip(ids, texts, vectors_):
         for path, index in paths.items():
             passages = retrieve(index, text, vector, PASSAGES, None, settings.candidates, settings.fusion)
@@ -406,9 +385,10 @@ def markdown(results: dict) -> str:
             p = r[path]
             rows.append([r["dataset"], path, r["queries"], p[f"ndcg@{K}"], p[f"recall@{K}"], p["p50_ms"], p["p95_ms"]])
     lines += ["Document retrieval with the answerer's defaults through `rag.retrieval.retrieve`: FAISS and BM25 fused "
-              "in this process, or one `hybrid_search` fused in Milvus (WeightedRanker). Search time includes the "
-              "query's embedding and the passages' article texts read from Milvus (one filtered query per article "
-              f"not among the 256 cached); the two paths are timed query by query in turn, on the first "
+              "in this process, or one `hybrid_search` fused in Milvus (WeightedRanker over raw scores, BM25's "
+              "weighted by the question's idf; see bench/milvus_fusion.py). Search time includes the "
+              "query's embedding and the passages' article texts read from Milvus (by primary key, a query's all at "
+              f"once, 256 cached); the two paths are timed query by query in turn, on the first "
               f"{LATENCY_QUERIES} queries of each set.", "",
               markdown_table(["dataset", "index", "queries", f"nDCG@{K}", f"recall@{K}", "p50 ms", "p95 ms"], rows), ""]
     lines += [f"nDCG@{K} difference (Milvus - FAISS): " + ", ".join(
