@@ -73,6 +73,9 @@ class FakePipeline:
     def warm_up(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def articles(self) -> list[Article]:
         return list(self._articles.values())
 
