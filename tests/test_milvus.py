@@ -311,6 +311,7 @@ def test_a_build_of_an_older_layout_or_with_a_dropped_collection_says_rebuild_an
 
 
 def test_one_build_at_a_time_into_a_milvus_and_a_dead_builders_lock_is_taken_over(tmp_path: Path) -> None:
+    import datetime as dt
     import os
     import socket
 
@@ -323,14 +324,13 @@ def test_one_build_at_a_time_into_a_milvus_and_a_dead_builders_lock_is_taken_ove
         pass
     # A lock left by a process that is gone (a build killed with -9): taken over.
     host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:60]
-    dead = 2 ** 22 + 1  # above the pid limit of this machine's kernel
-    left = f"rag_lock_{host}_{dead}_20261202T000000_0a1b2c"
+    dead = 2 ** 22 + 1  # above Linux's largest pid_max: no process has it
+    left = f"rag_lock_{host}_{dead}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}_0a1b2c"  # recent: not stale by age
     store._create_small(left)
     store.milvus.client.create_alias(left, "rag_building")
     with store.lock():
         assert left not in store.milvus.client.list_collections()
     assert [c for c in store.milvus.client.list_collections() if "_lock_" in c] == []
-
 
 
 def test_a_server_shutting_down_stops_asking_milvus_for_new_builds(milvus_seed: Path) -> None:
