@@ -43,7 +43,7 @@ from rag import embedding  # noqa: E402
 from rag.answering import AnswerSettings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.index import BuildReport, IndexData, build_index, load_index, reuse_problem  # noqa: E402
-from rag.milvus import ANALYZER, BM25_PARAMS, IVF_NPROBE, Milvus, MilvusStore  # noqa: E402
+from rag.milvus import IVF_NPROBE, Milvus, MilvusStore, create_chunks_collection  # noqa: E402
 from rag.retrieval import retrieve  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -203,7 +203,7 @@ def memory_mb() -> dict[str, float]:
 
 def synthetic_scale(n: int, directory: Path) -> dict:
     """Build and search an n-chunk chunks collection in Milvus Lite under `directory` (run in a fresh process)."""
-    from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, WeightedRanker
+    from pymilvus import AnnSearchRequest, MilvusClient, WeightedRanker
 
     from scale import Mixture
 
@@ -221,22 +221,7 @@ def synthetic_scale(n: int, directory: Path) -> dict:
     client = MilvusClient(uri)
     index_type, metric, params = MilvusStore(milvus)._dense_index(n)
     out["index"] = {"type": index_type, "params": params, "nprobe": IVF_NPROBE}
-    # The chunks collection as rag/milvus.py's MilvusStore._write creates it.
-    schema = client.create_schema(auto_id=False)
-    for field, data_type, options in (
-            ("id", DataType.INT64, {"is_primary": True}), ("article", DataType.INT64, {}),
-            ("start", DataType.INT64, {}), ("end", DataType.INT64, {}), ("first", DataType.INT64, {}),
-            ("last", DataType.INT64, {}),
-            ("text", DataType.VARCHAR, {"max_length": 65_535, "enable_analyzer": True, "analyzer_params": ANALYZER}),
-            ("sparse", DataType.SPARSE_FLOAT_VECTOR, {}), ("dense", DataType.FLOAT_VECTOR, {"dim": 384}),
-            ("source", DataType.VARCHAR, {"max_length": 1_024}), ("published", DataType.INT64, {})):
-        schema.add_field(field, data_type, **options)
-    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
-                                 output_field_names=["sparse"]))
-    index_params = client.prepare_index_params()
-    index_params.add_index("dense", index_type=index_type, metric_type=metric, params=params)
-    index_params.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
-    client.create_collection("chunks", schema=schema, index_params=index_params, consistency_level="Strong")
+    create_chunks_collection(client, "chunks", 384, (index_type, metric, params))  # as rag writes it
 
     best_scores = np.full((len(queries), K), -np.inf, dtype=np.float32)
     best_ids = np.zeros((len(queries), K), dtype=np.int64)

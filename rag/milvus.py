@@ -33,7 +33,7 @@ import datetime as dt
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
@@ -234,40 +234,61 @@ class Milvus:
         return MilvusIndex(self, build)
 
 
+class _Recent:
+    """Values by integer key, those not kept read together by `read` (keys -> values); the `size` most recent kept,
+    since a question reads the same sentences and articles again."""
+
+    def __init__(self, size: int, read: Callable[[list[int]], dict]) -> None:
+        self.size, self.read = size, read
+        self._kept: OrderedDict[int, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, keys: list[int]) -> dict:
+        """The values of the keys that exist."""
+        with self._lock:
+            found = {k: self._kept[k] for k in keys if k in self._kept}
+        missing = [k for k in dict.fromkeys(keys) if k not in found]
+        if missing:
+            found.update(self.read(missing))
+        with self._lock:
+            for k in keys:
+                if k in found:
+                    self._kept[k] = found[k]
+                    self._kept.move_to_end(k)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return found
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
 class _SentenceRows:
-    """Sentence vectors and spans read from Milvus by id, the recent ones cached: `vectors[ids]` as RowFile gives."""
+    """Sentence vectors and spans read from Milvus by id, the recent ones kept: `vectors[ids]` as RowFile gives."""
 
     def __init__(self, milvus: Milvus, collection: str, count: int, dimensions: int) -> None:
         self.milvus, self.collection, self.shape = milvus, collection, (count, dimensions)
-        self._cache: OrderedDict[int, tuple[np.ndarray, list]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._recent = _Recent(CACHED_SENTENCES, self._read)
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def rows(self, ids: list[int]) -> list[tuple[np.ndarray, list]]:
-        with self._lock:
-            missing = [i for i in dict.fromkeys(ids) if i not in self._cache]
-        found: dict[int, tuple[np.ndarray, list]] = {}
-        for lo in range(0, len(missing), GET_BATCH):
+    def _read(self, ids: list[int]) -> dict[int, tuple[np.ndarray, list]]:
+        found = {}
+        for lo in range(0, len(ids), GET_BATCH):
             with self.milvus.calls():
-                got = self.milvus.client.get(self.collection, ids=missing[lo:lo + GET_BATCH],
+                got = self.milvus.client.get(self.collection, ids=ids[lo:lo + GET_BATCH],
                                              output_fields=["vector", "spans"])
             for row in got:
                 found[int(row["id"])] = (np.asarray(row["vector"], dtype=np.float32), list(row["spans"]))
-        with self._lock:
-            for i, row in found.items():
-                self._cache[i] = row
-            out = []
-            for i in ids:
-                row = self._cache.get(i) or found.get(i)
-                if row is None:
-                    raise IndexError(f"sentence {i} is not in {self.collection}")
-                out.append(row)
-                self._cache.move_to_end(i)
-            while len(self._cache) > CACHED_SENTENCES:
-                self._cache.popitem(last=False)
-        return out
+        return found
+
+    def rows(self, ids: list[int]) -> list[tuple[np.ndarray, list]]:
+        found = self._recent.get(ids)
+        for i in ids:
+            if i not in found:
+                raise IndexError(f"sentence {i} is not in {self.collection}")
+        return [found[i] for i in ids]
+
+    def __len__(self) -> int:
+        return self.shape[0]
 
     def __getitem__(self, key: int | slice | list[int] | np.ndarray) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
@@ -277,7 +298,7 @@ class _SentenceRows:
         return np.stack([r[0] for r in rows]) if rows else np.zeros((0, self.shape[1]), np.float32)
 
     def close(self) -> None:
-        self._cache.clear()
+        self._recent.clear()
 
 
 class MilvusIndex(IndexData):
@@ -289,27 +310,15 @@ class MilvusIndex(IndexData):
         self.directory = Path(build)  # what status and logs name
         self.names = {table: milvus.collection(build, table) for table in TABLES}
         self._open_build()
-        self._texts: OrderedDict[int, str] = OrderedDict()
-        self._texts_lock = threading.Lock()
+        self._texts = _Recent(CACHED_ARTICLES, self._read_texts)
 
     def article_at(self, i: int) -> Article:
         return replace(self.catalog[i], text=self.texts([i])[i])
 
     def texts(self, articles: list[int]) -> dict[int, str]:
-        """The texts of articles (rows of the catalog), the recent CACHED_ARTICLES kept; those not cached are read
-        together, by primary key: a filtered query scans the collection (30-270 ms an article in Milvus Lite)."""
-        with self._texts_lock:
-            found = {a: self._texts[a] for a in articles if a in self._texts}
-        missing = [a for a in dict.fromkeys(articles) if a not in found]
-        if missing:
-            found.update(self._read_texts(missing))
-        with self._texts_lock:
-            for a in articles:
-                self._texts[a] = found[a]
-                self._texts.move_to_end(a)
-            while len(self._texts) > CACHED_ARTICLES:
-                self._texts.popitem(last=False)
-        return found
+        """The texts of articles (rows of the catalog), those not kept read together by primary key: a filtered
+        query scans the collection (30-270 ms an article in Milvus Lite)."""
+        return self._texts.get(articles)
 
     def _read_texts(self, articles: list[int]) -> dict[int, str]:
         """Article texts from their parts (ids article * PARTS_PER_ARTICLE + part). The parts asked for first are
@@ -525,16 +534,12 @@ class MilvusStore:
         """A collection of one dummy vector field and no rows (what an alias can name)."""
         from pymilvus import DataType
 
-        client = self.milvus.client
-        schema = client.create_schema(auto_id=False, description="rag-news build lock")
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("dummy", DataType.FLOAT_VECTOR, dim=len(_DUMMY))
-        index_params = client.prepare_index_params()
-        index_params.add_index("dummy", index_type="FLAT", metric_type="IP")
-        client.create_collection(name, schema=schema, index_params=index_params)
+        create_collection(self.milvus.client, name, [("id", DataType.INT64, {"is_primary": True}),
+                                                     ("dummy", DataType.FLOAT_VECTOR, {"dim": len(_DUMMY)})],
+                          [("dummy", "FLAT", "IP", {})], description="rag-news build lock")
 
     def _drop_collection(self, name: str) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # left for the next prune
             self.milvus.client.drop_collection(name)
 
     def reusable(self, settings: Settings, report: BuildReport) -> tuple[IndexData | None, dict[str, str]]:
@@ -588,31 +593,19 @@ class MilvusStore:
 
     def _drop(self, build: str) -> None:
         for table in TABLES:
-            try:
-                self.milvus.client.drop_collection(self.milvus.collection(build, table))
-            except Exception:
-                pass  # left for the next prune
+            self._drop_collection(self.milvus.collection(build, table))
 
     def _write(self, build: str, articles: list[Article], rows: list[ArticleRows], hashes: dict[str, str],
                settings: Settings) -> None:
-        from pymilvus import DataType, Function, FunctionType
+        from pymilvus import DataType
 
         client, name = self.milvus.client, partial_name(self.milvus, build)
         dims = embedding.model_identity()["dimensions"]
         tables, span_labels = _assemble(rows)
         n_chunks = len(tables["chunks"])
 
-        def create(table: str, fields: list[tuple], vector_indexes: list[tuple[str, str, str, dict]],
-                   functions: list = ()) -> None:
-            schema = client.create_schema(auto_id=False, description=f"rag-news layout {LAYOUT}")
-            for field_name, data_type, options in fields:
-                schema.add_field(field_name, data_type, **options)
-            for function in functions:
-                schema.add_function(function)
-            index_params = client.prepare_index_params()
-            for field_name, index_type, metric, params in vector_indexes:
-                index_params.add_index(field_name, index_type=index_type, metric_type=metric, params=params)
-            client.create_collection(name(table), schema=schema, index_params=index_params, consistency_level="Strong")
+        def create(table: str, fields: list[tuple], vector_indexes: list[tuple[str, str, str, dict]]) -> None:
+            create_collection(client, name(table), fields, vector_indexes)
 
         dense_index = self._dense_index(n_chunks)
         dummy = ("dummy", DataType.FLOAT_VECTOR, {"dim": len(_DUMMY)})
@@ -644,17 +637,7 @@ class MilvusStore:
         tokens: list[list[str]] = []
         for lo in range(0, len(chunk_rows), TOKENIZE_BATCH):
             tokens += lexical.tokenize([articles[a].text[s:e] for a, s, e, _, _ in chunk_rows[lo:lo + TOKENIZE_BATCH]])
-        create("chunks", [("id", DataType.INT64, {"is_primary": True}), ("article", DataType.INT64, {}),
-                          ("start", DataType.INT64, {}), ("end", DataType.INT64, {}), ("first", DataType.INT64, {}),
-                          ("last", DataType.INT64, {}),
-                          ("text", DataType.VARCHAR, {"max_length": 65_535, "enable_analyzer": True,
-                                                      "analyzer_params": ANALYZER}),
-                          ("sparse", DataType.SPARSE_FLOAT_VECTOR, {}),
-                          ("dense", DataType.FLOAT_VECTOR, {"dim": dims}),
-                          ("source", DataType.VARCHAR, {"max_length": 1_024}), ("published", DataType.INT64, {})],
-               [("dense", *dense_index), ("sparse", "SPARSE_INVERTED_INDEX", "BM25", BM25_PARAMS)],
-               [Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
-                         output_field_names=["sparse"])])
+        create_chunks_collection(client, name("chunks"), dims, dense_index)
         chunk_vectors = _stack([r.chunk_vectors for r in rows], dims)
         self._insert(name("chunks"), (
             {"id": i, "article": a, "start": s, "end": e, "first": lo, "last": hi,
@@ -693,6 +676,37 @@ class MilvusStore:
         # Sealed now, its indexes built: unflushed rows are searched by brute force, and BM25 over them is
         # recomputed on every search (seconds a query on a corpus of a few hundred articles, bench/milvus.py).
         self.milvus.client.flush(collection)
+
+
+def create_collection(client, name: str, fields: list[tuple], vector_indexes: list[tuple[str, str, str, dict]],
+                      functions: list = (), description: str | None = None) -> None:
+    """A collection of these (name, DataType, options) fields and (field, index type, metric, params) indexes."""
+    schema = client.create_schema(auto_id=False, description=description or f"rag-news layout {LAYOUT}")
+    for field_name, data_type, options in fields:
+        schema.add_field(field_name, data_type, **options)
+    for function in functions:
+        schema.add_function(function)
+    index_params = client.prepare_index_params()
+    for field_name, index_type, metric, params in vector_indexes:
+        index_params.add_index(field_name, index_type=index_type, metric_type=metric, params=params)
+    client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong")
+
+
+def create_chunks_collection(client, name: str, dims: int, dense_index: tuple[str, str, dict]) -> None:
+    """The chunks collection: offsets, the chunk's tokens for BM25 (bm25_text) analysed into a sparse field by
+    Milvus's BM25 Function, the dense vector, and the filter fields (outlet, date)."""
+    from pymilvus import DataType, Function, FunctionType
+
+    create_collection(
+        client, name,
+        [("id", DataType.INT64, {"is_primary": True}), ("article", DataType.INT64, {}), ("start", DataType.INT64, {}),
+         ("end", DataType.INT64, {}), ("first", DataType.INT64, {}), ("last", DataType.INT64, {}),
+         ("text", DataType.VARCHAR, {"max_length": 65_535, "enable_analyzer": True, "analyzer_params": ANALYZER}),
+         ("sparse", DataType.SPARSE_FLOAT_VECTOR, {}), ("dense", DataType.FLOAT_VECTOR, {"dim": dims}),
+         ("source", DataType.VARCHAR, {"max_length": 1_024}), ("published", DataType.INT64, {})],
+        [("dense", *dense_index), ("sparse", "SPARSE_INVERTED_INDEX", "BM25", BM25_PARAMS)],
+        [Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                  output_field_names=["sparse"])])
 
 
 def _lock_parts(holder: str, prefix: str) -> tuple[str, int, dt.datetime] | None:
