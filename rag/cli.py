@@ -58,11 +58,10 @@ def main() -> None:
 
 def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
     from rag.index import build_index
-    from rag.rebuilds import index_store
+    from rag.rebuilds import index_location, index_store
 
     settings = get_settings()
-    store = index_store(settings)
-    where = f"Milvus at {settings.milvus_uri}" if store else index_dir
+    store, where = index_store(settings), index_location(settings, index_dir)
 
     def announce(report) -> None:
         if not quiet and (report.added or report.changed):
@@ -72,12 +71,8 @@ def _run_index(corpus_dir: Path, index_dir: Path, quiet: bool) -> None:
         report = build_index(corpus_dir, index_dir, settings, progress=not quiet, on_scanned=announce, store=store)
     except (RagError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    for problem in report.problems:
-        click.echo(f"skipped {problem.path}: {problem.reason}", err=True)
-    for path, kept in report.duplicates:
-        click.echo(f"skipped {path}: same text as article {kept}", err=True)
-    for path, newer in report.replaced:
-        click.echo(f"skipped {path}: replaced by {newer}, a newer version of the same URL", err=True)
+    for line in report.skipped():
+        click.echo(f"skipped {line}", err=True)
     if report.rebuilt_all:
         click.echo(f"rebuilt everything: {report.rebuilt_all}", err=True)
     if report.resplit:
@@ -347,6 +342,7 @@ def serve_command(index_dir: Path | None, host: str, port: int, max_active: int 
 
     import uvicorn
 
+    from rag.rebuilds import index_location
     from web.admission import server_options
 
     if index_dir:
@@ -358,8 +354,7 @@ def serve_command(index_dir: Path | None, host: str, port: int, max_active: int 
             os.environ[name] = str(value)
             get_settings.cache_clear()
     _use_milvus(milvus_uri)
-    where = f"Milvus at {get_settings().milvus_uri}" if get_settings().milvus_uri else get_settings().index_dir
-    click.echo(f"serving on http://{host}:{port}/  (index: {where})", err=True)
+    click.echo(f"serving on http://{host}:{port}/  (index: {index_location(get_settings())})", err=True)
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="warning",
                 **server_options(get_settings()))
 

@@ -87,6 +87,12 @@ class BuildReport:
         return (f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
                 f"{len(self.unchanged)} unchanged")
 
+    def skipped(self) -> list[str]:
+        """One "path: reason" per corpus file the build skipped."""
+        return ([f"{problem.path}: {problem.reason}" for problem in self.problems]
+                + [f"{path}: same text as article {kept}" for path, kept in self.duplicates]
+                + [f"{path}: replaced by {newer}, a newer version of the same URL" for path, newer in self.replaced])
+
 
 def chunker_settings(settings: Settings) -> dict:
     return {"max_chars": settings.chunk_max_chars, "overlap_sentences": settings.chunk_overlap_sentences}

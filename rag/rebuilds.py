@@ -41,6 +41,11 @@ def index_store(settings: Settings) -> object | None:
     return MilvusStore(Milvus.from_settings(settings))
 
 
+def index_location(settings: Settings, index_dir: Path | None = None) -> str:
+    """Where builds go, as messages name it: "Milvus at URI", or the index directory."""
+    return f"Milvus at {settings.milvus_uri}" if settings.milvus_uri else str(index_dir or settings.index_dir)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -153,10 +158,7 @@ class Rebuilder:
                 outcome = {"state": "failed", "error": str(error) or type(error).__name__}
             else:
                 outcome = {"state": "done", "summary": report.summary(), "build": served,
-                           "skipped": [f"{p.path}: {p.reason}" for p in report.problems]
-                           + [f"{path}: same text as article {kept}" for path, kept in report.duplicates]
-                           + [f"{path}: replaced by {newer}, a newer version of the same URL"
-                              for path, newer in report.replaced]}
+                           "skipped": report.skipped()}
             with self._changed:
                 self._finish(ticket, **outcome)  # type: ignore[arg-type]
                 self._changed.notify_all()

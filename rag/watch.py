@@ -27,7 +27,7 @@ import watchfiles
 from rag.errors import IndexBusyError
 from rag.index import BuildReport, build_index
 from rag.ingest import ignored_name_reason
-from rag.rebuilds import index_store
+from rag.rebuilds import index_location, index_store
 from rag.settings import Settings
 
 BUSY_RETRY_SECONDS = 5.0  # another build holds the index: try again after this long
@@ -76,10 +76,7 @@ def update_line(report: BuildReport) -> str:
 
 def skipped_lines(report: BuildReport) -> list[str]:
     """One line per corpus file the build skipped, with the reason."""
-    return ([f"skipped {problem.path}: {problem.reason}" for problem in report.problems]
-            + [f"skipped {path}: same text as article {kept}" for path, kept in report.duplicates]
-            + [f"skipped {path}: replaced by {newer}, a newer version of the same URL"
-               for path, newer in report.replaced])
+    return [f"skipped {line}" for line in report.skipped()]
 
 
 class CorpusWatcher:
@@ -120,8 +117,7 @@ class CorpusWatcher:
         due: float | None = time.monotonic()  # when the next update runs; None: nothing changed
         first_change: float | None = None
         next_poll = time.monotonic() if self.feeds else None
-        where = f"Milvus at {self.settings.milvus_uri}" if self.settings.milvus_uri else self.index_dir
-        self.say(f"watching {self.corpus_dir} (index: {where})"
+        self.say(f"watching {self.corpus_dir} (index: {index_location(self.settings, self.index_dir)})"
                  + (f", polling {len(self.feeds)} feeds every {self.every_s:g}s" if self.feeds else ""))
         # The first wake-up comes at once (a timeout), after the watch has started: nothing is missed meanwhile.
         for changes in watchfiles.watch(self.corpus_dir, watch_filter=self._is_article_change, stop_event=self.stop,
