@@ -32,7 +32,7 @@ from rag.ingest import article_from_fields
 from rag.news import convert_bytes, save_articles
 from rag.rebuilds import Rebuild, Rebuilder
 from rag.settings import Settings
-from web.bodies import UTF8_NAMES, BodyError, content_charset
+from web.bodies import BodyError, strict_json
 from web.schemas import (ArticleIn, ArticlesAdded, DateOnly, ErrorMessage, InvalidRequest, NothingAdded,
                          RebuildNumber, RebuildStatus, Source)
 
@@ -133,15 +133,8 @@ def _invalid(messages: list[tuple[str, str]]) -> RequestValidationError:
 
 def _json_article(body: bytes, content_type: str | None, published: str | None, source: str | None) -> dict:
     """The JSON body as article fields, checked like an article file's (422 naming the field otherwise)."""
-    charset = content_charset(content_type)
-    if charset is not None and charset not in UTF8_NAMES:
-        raise BodyError(415, f"request body must be UTF-8 JSON, not {charset}")
     try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BodyError(400, "request body is not valid UTF-8") from None
-    except RecursionError:
-        raise BodyError(400, "request body is nested too deeply") from None
+        data = strict_json(body, content_type)
     except json.JSONDecodeError:
         raise RequestValidationError([{"loc": ("body",), "msg": "invalid", "type": "json_invalid"}]) from None
     try:
@@ -179,6 +172,10 @@ async def _upload(request: Request, body: bytes, media_type: str) -> tuple[bytes
     return await upload.read(), upload.filename or "the uploaded file", upload.content_type
 
 
+def _skipped(skipped: list[tuple[str, str]]) -> list[dict]:
+    return [{"item": item, "reason": reason} for item, reason in skipped]
+
+
 def _reply(saved: SaveReport, counts: str, skipped: list[tuple[str, str]], ticket: Rebuild) -> dict:
     changes = [(article_id, change) for change, ids in (("added", saved.added), ("updated", saved.updated),
                                                         ("unchanged", saved.unchanged)) for article_id in ids]
@@ -186,7 +183,7 @@ def _reply(saved: SaveReport, counts: str, skipped: list[tuple[str, str]], ticke
         "detail": f"{counts}; answerable once rebuild {ticket.number} is done: GET /rebuilds/{ticket.number}",
         "added": [{"id": article_id, "change": change, "article_url": f"/articles/{article_id}"}
                   for article_id, change in changes],
-        "skipped": [{"item": item, "reason": reason} for item, reason in skipped],
+        "skipped": _skipped(skipped),
         "rebuild": _status(ticket),
     }
 
@@ -224,7 +221,7 @@ async def add_articles(
     counts = summary_line(len(saved.added), len(saved.updated), len(saved.unchanged), skipped)
     if not (saved.added or saved.updated or saved.unchanged):  # nothing to index: no rebuild
         return JSONResponse({"detail": f"nothing could be added: {counts}",
-                             "skipped": [{"item": item, "reason": reason} for item, reason in skipped]})
+                             "skipped": _skipped(skipped)})
     ticket = rebuilder(request).request()
     response.headers["Location"] = f"/rebuilds/{ticket.number}"
     return _reply(saved, counts, skipped, ticket)

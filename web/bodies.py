@@ -37,20 +37,26 @@ def content_charset(content_type: str | None) -> str | None:
     return charset.strip().lower() if isinstance(charset, str) else None
 
 
+def strict_json(body: bytes, content_type: str | None) -> Any:
+    """The body as JSON: BodyError for a charset other than UTF-8 (415), invalid UTF-8 or nesting too deep (400);
+    a json.JSONDecodeError goes on to the caller (FastAPI's 422)."""
+    charset = content_charset(content_type)
+    if charset is not None and charset not in UTF8_NAMES:
+        raise BodyError(415, f"request body must be UTF-8 JSON, not {charset}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BodyError(400, "request body is not valid UTF-8") from error
+    try:
+        return json.loads(text)
+    except RecursionError as error:
+        raise BodyError(400, "request body is nested too deeply") from error
+
+
 class StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            charset = content_charset(self.headers.get("content-type"))
-            if charset is not None and charset not in UTF8_NAMES:
-                raise BodyError(415, f"request body must be UTF-8 JSON, not {charset}")
-            try:
-                text = (await self.body()).decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise BodyError(400, "request body is not valid UTF-8") from error
-            try:
-                self._json = json.loads(text)  # a JSONDecodeError goes on to FastAPI's 422
-            except RecursionError as error:
-                raise BodyError(400, "request body is nested too deeply") from error
+            self._json = strict_json(await self.body(), self.headers.get("content-type"))
         return self._json
 
 
