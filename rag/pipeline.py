@@ -72,7 +72,6 @@ class Pipeline:
         self._tried: tuple | None = None  # index_fingerprint when a build was last loaded or tried
         self._stamp: tuple[int, int, int] | None = None  # CURRENT's stamp then
         self._lock = threading.Lock()
-        self._watching = False
         self._closed = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -123,9 +122,8 @@ class Pipeline:
     def watch(self, seconds: float = WATCH_SECONDS) -> None:
         """Also look for a new build every `seconds` in the background, so that a server loads it (or reports it
         damaged in its status) without waiting for a request. The thread ends when the pipeline is dropped."""
-        if self._watching:
+        if self._watcher is not None:
             return
-        self._watching = True
         pipeline_ref, closed = weakref.ref(self), self._closed
 
         def run() -> None:
